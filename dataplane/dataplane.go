@@ -1,0 +1,82 @@
+package dataplane
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/srv6cpe/srv6cpe/srv6"
+)
+
+// RouteProtocol is the rtnetlink protocol number carried by every route the
+// agent owns ("srv6cpe" in /etc/iproute2/rt_protos.d if an operator names it).
+// Routes with any other protocol are never touched.
+const RouteProtocol = 0xc6
+
+// EncapMode is the seg6 encapsulation mode of an encap route.
+type EncapMode uint8
+
+const (
+	Encap    EncapMode = iota // H.Encaps
+	EncapRed                  // H.Encaps.Red
+)
+
+// LocalSID is a seg6local route for one of our SIDs.
+type LocalSID struct {
+	SID      netip.Addr
+	Behavior srv6.Behavior
+	// Table is the lookup table of End.DT4/DT6/DT46 (vrftable/table), 0 = main.
+	Table int
+	// VRF names the VRF device of End.DT4/DT46 when VRFs are in use.
+	VRF string
+	// NH4 / NH6 are the End.DX4 / End.DX6 next hops; the unspecified address
+	// means "look the inner destination up" (the VRF-less fallback).
+	NH4 netip.Addr
+	NH6 netip.Addr
+	// Dev is the device the route is attached to (the WAN interface by default).
+	Dev string
+	// Segments of End.B6.Encaps, in SRH order: first segment first.
+	Segments []netip.Addr
+}
+
+// EncapRoute steers a prefix into a segment list (seg6 encap).
+type EncapRoute struct {
+	Prefix   netip.Prefix
+	Table    int    // 0 = main
+	VRF      string // the route goes in this VRF's table when set
+	Segments []netip.Addr
+	Mode     EncapMode
+	Dev      string
+}
+
+// VRF is a Linux VRF device bound to a table.
+type VRF struct {
+	Name  string
+	Table int
+}
+
+// Desired is the whole dataplane the agent wants. Apply makes the kernel equal to it.
+type Desired struct {
+	VRFs      []VRF
+	LocalSIDs []LocalSID
+	BSIDs     []LocalSID // End.B6.Encaps / End.B6.Encaps.Red binding SIDs
+	Encaps    []EncapRoute
+}
+
+// Capabilities is what the probe found the kernel can do.
+type Capabilities struct {
+	VRF            bool
+	EndDT4         bool // End.DT4 with vrftable
+	EndDT46        bool
+	EndDT6Table    bool
+	EncapRed       bool
+	NexthopObjects bool
+	EndB6Encaps    bool
+	EndBPF         bool
+}
+
+// Dataplane programs the desired state. Implementations: the netlink one and
+// the recording Fake.
+type Dataplane interface {
+	Apply(ctx context.Context, d Desired) error
+	Capabilities() Capabilities
+}
