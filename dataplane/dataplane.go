@@ -56,6 +56,9 @@ type VRF struct {
 
 // Desired is the whole dataplane the agent wants. Apply makes the kernel equal to it.
 type Desired struct {
+	// Locators are installed as unreachable routes so that a packet to an
+	// unallocated SID of ours is dropped, not routed back out of the WAN.
+	Locators  []netip.Prefix
 	VRFs      []VRF
 	LocalSIDs []LocalSID
 	BSIDs     []LocalSID // End.B6.Encaps / End.B6.Encaps.Red binding SIDs
