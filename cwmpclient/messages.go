@@ -261,44 +261,46 @@ type GetAllQueuedTransfersResponse struct{ Transfers []AllQueuedTransfer }
 type CancelTransferResponse struct{}
 
 // MethodName implementations.
-func (Inform) MethodName() string                             { return "Inform" }
-func (TransferComplete) MethodName() string                   { return "TransferComplete" }
-func (AutonomousTransferComplete) MethodName() string         { return "AutonomousTransferComplete" }
-func (m VendorMessage) MethodName() string                    { return m.Name }
-func (GetRPCMethods) MethodName() string                      { return "GetRPCMethods" }
-func (GetParameterNames) MethodName() string                  { return "GetParameterNames" }
-func (GetParameterValues) MethodName() string                 { return "GetParameterValues" }
-func (SetParameterValues) MethodName() string                 { return "SetParameterValues" }
-func (GetParameterAttributes) MethodName() string             { return "GetParameterAttributes" }
-func (SetParameterAttributes) MethodName() string             { return "SetParameterAttributes" }
-func (AddObject) MethodName() string                          { return "AddObject" }
-func (DeleteObject) MethodName() string                       { return "DeleteObject" }
-func (Reboot) MethodName() string                             { return "Reboot" }
-func (FactoryReset) MethodName() string                       { return "FactoryReset" }
-func (Download) MethodName() string                           { return "Download" }
-func (Upload) MethodName() string                             { return "Upload" }
-func (ScheduleInform) MethodName() string                     { return "ScheduleInform" }
-func (GetQueuedTransfers) MethodName() string                 { return "GetQueuedTransfers" }
-func (GetAllQueuedTransfers) MethodName() string              { return "GetAllQueuedTransfers" }
-func (CancelTransfer) MethodName() string                     { return "CancelTransfer" }
-func (m UnknownRequest) MethodName() string                   { return m.Name }
-func (InformResponse) MethodName() string                     { return "InformResponse" }
-func (TransferCompleteResponse) MethodName() string           { return "TransferCompleteResponse" }
-func (AutonomousTransferCompleteResponse) MethodName() string { return "AutonomousTransferCompleteResponse" }
-func (GetRPCMethodsResponse) MethodName() string              { return "GetRPCMethodsResponse" }
-func (GetParameterNamesResponse) MethodName() string          { return "GetParameterNamesResponse" }
-func (GetParameterValuesResponse) MethodName() string         { return "GetParameterValuesResponse" }
-func (SetParameterValuesResponse) MethodName() string         { return "SetParameterValuesResponse" }
-func (GetParameterAttributesResponse) MethodName() string     { return "GetParameterAttributesResponse" }
-func (SetParameterAttributesResponse) MethodName() string     { return "SetParameterAttributesResponse" }
-func (AddObjectResponse) MethodName() string                  { return "AddObjectResponse" }
-func (DeleteObjectResponse) MethodName() string               { return "DeleteObjectResponse" }
-func (RebootResponse) MethodName() string                     { return "RebootResponse" }
-func (FactoryResetResponse) MethodName() string               { return "FactoryResetResponse" }
-func (DownloadResponse) MethodName() string                   { return "DownloadResponse" }
-func (UploadResponse) MethodName() string                     { return "UploadResponse" }
-func (ScheduleInformResponse) MethodName() string             { return "ScheduleInformResponse" }
-func (GetQueuedTransfersResponse) MethodName() string         { return "GetQueuedTransfersResponse" }
-func (GetAllQueuedTransfersResponse) MethodName() string      { return "GetAllQueuedTransfersResponse" }
-func (CancelTransferResponse) MethodName() string             { return "CancelTransferResponse" }
-func (*Fault) MethodName() string                             { return "Fault" }
+func (Inform) MethodName() string                     { return "Inform" }
+func (TransferComplete) MethodName() string           { return "TransferComplete" }
+func (AutonomousTransferComplete) MethodName() string { return "AutonomousTransferComplete" }
+func (m VendorMessage) MethodName() string            { return m.Name }
+func (GetRPCMethods) MethodName() string              { return "GetRPCMethods" }
+func (GetParameterNames) MethodName() string          { return "GetParameterNames" }
+func (GetParameterValues) MethodName() string         { return "GetParameterValues" }
+func (SetParameterValues) MethodName() string         { return "SetParameterValues" }
+func (GetParameterAttributes) MethodName() string     { return "GetParameterAttributes" }
+func (SetParameterAttributes) MethodName() string     { return "SetParameterAttributes" }
+func (AddObject) MethodName() string                  { return "AddObject" }
+func (DeleteObject) MethodName() string               { return "DeleteObject" }
+func (Reboot) MethodName() string                     { return "Reboot" }
+func (FactoryReset) MethodName() string               { return "FactoryReset" }
+func (Download) MethodName() string                   { return "Download" }
+func (Upload) MethodName() string                     { return "Upload" }
+func (ScheduleInform) MethodName() string             { return "ScheduleInform" }
+func (GetQueuedTransfers) MethodName() string         { return "GetQueuedTransfers" }
+func (GetAllQueuedTransfers) MethodName() string      { return "GetAllQueuedTransfers" }
+func (CancelTransfer) MethodName() string             { return "CancelTransfer" }
+func (m UnknownRequest) MethodName() string           { return m.Name }
+func (InformResponse) MethodName() string             { return "InformResponse" }
+func (TransferCompleteResponse) MethodName() string   { return "TransferCompleteResponse" }
+func (AutonomousTransferCompleteResponse) MethodName() string {
+	return "AutonomousTransferCompleteResponse"
+}
+func (GetRPCMethodsResponse) MethodName() string          { return "GetRPCMethodsResponse" }
+func (GetParameterNamesResponse) MethodName() string      { return "GetParameterNamesResponse" }
+func (GetParameterValuesResponse) MethodName() string     { return "GetParameterValuesResponse" }
+func (SetParameterValuesResponse) MethodName() string     { return "SetParameterValuesResponse" }
+func (GetParameterAttributesResponse) MethodName() string { return "GetParameterAttributesResponse" }
+func (SetParameterAttributesResponse) MethodName() string { return "SetParameterAttributesResponse" }
+func (AddObjectResponse) MethodName() string              { return "AddObjectResponse" }
+func (DeleteObjectResponse) MethodName() string           { return "DeleteObjectResponse" }
+func (RebootResponse) MethodName() string                 { return "RebootResponse" }
+func (FactoryResetResponse) MethodName() string           { return "FactoryResetResponse" }
+func (DownloadResponse) MethodName() string               { return "DownloadResponse" }
+func (UploadResponse) MethodName() string                 { return "UploadResponse" }
+func (ScheduleInformResponse) MethodName() string         { return "ScheduleInformResponse" }
+func (GetQueuedTransfersResponse) MethodName() string     { return "GetQueuedTransfersResponse" }
+func (GetAllQueuedTransfersResponse) MethodName() string  { return "GetAllQueuedTransfersResponse" }
+func (CancelTransferResponse) MethodName() string         { return "CancelTransferResponse" }
+func (*Fault) MethodName() string                         { return "Fault" }
