@@ -34,15 +34,19 @@ type LocalSID struct {
 	NH6 netip.Addr
 	// Dev is the device the route is attached to (the WAN interface by default).
 	Dev string
-	// Segments of End.B6.Encaps, in SRH order: first segment first.
+	// Segments of End.B6.Encaps in travel order: the first segment the
+	// packet visits first, as iproute2 writes them. The kernel's SRH holds
+	// them reversed (Segment List[0] is the last segment); Apply and
+	// Installed do that reversal, callers never do.
 	Segments []netip.Addr
 }
 
 // EncapRoute steers a prefix into a segment list (seg6 encap).
 type EncapRoute struct {
-	Prefix   netip.Prefix
-	Table    int    // 0 = main
-	VRF      string // the route goes in this VRF's table when set
+	Prefix netip.Prefix
+	Table  int    // 0 = main
+	VRF    string // the route goes in this VRF's table when set
+	// Segments in travel order (first segment first), like LocalSID.Segments.
 	Segments []netip.Addr
 	Mode     EncapMode
 	Dev      string

@@ -1,0 +1,273 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// conn is a raw rtnetlink socket. Requests go out many per sendmsg without
+// NLM_F_ACK: rtnetlink handles a sendmsg synchronously, so when it returns
+// every failed request of that batch has queued its error and the rest
+// succeeded. That keeps a 10,000-route apply to a handful of syscalls.
+type conn struct {
+	fd    int
+	seq   uint32
+	rbuf  []byte
+	chunk int // bytes per sendmsg
+}
+
+const (
+	connRcvBuf  = 8 << 20
+	connSndBuf  = 1 << 20
+	dumpTimeout = 10 * time.Second
+	dumpRetries = 3
+)
+
+// inNetns runs fn with the calling goroutine's thread in ns (the current
+// namespace when ns is not open). If the thread cannot be moved back it
+// stays locked, so the Go runtime retires it instead of reusing it.
+func inNetns(ns netns.NsHandle, fn func() error) error {
+	if !ns.IsOpen() {
+		return fn()
+	}
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("current network namespace: %w", err)
+	}
+	defer orig.Close()
+	if err := netns.Set(ns); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("enter network namespace: %w", err)
+	}
+	ferr := fn()
+	if err := netns.Set(orig); err != nil {
+		return errors.Join(ferr, fmt.Errorf("return to network namespace: %w", err))
+	}
+	runtime.UnlockOSThread()
+	return ferr
+}
+
+func openConn(ns netns.NsHandle) (*conn, error) {
+	c := &conn{rbuf: make([]byte, 1<<20), chunk: 64 << 10}
+	err := inNetns(ns, func() error {
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+		if err != nil {
+			return fmt.Errorf("netlink socket: %w", err)
+		}
+		c.fd = fd
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Bind(c.fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(c.fd)
+		return nil, fmt.Errorf("netlink bind: %w", err)
+	}
+	for _, o := range []int{unix.NETLINK_CAP_ACK, unix.NETLINK_EXT_ACK, unix.NETLINK_GET_STRICT_CHK} {
+		// Best effort: old kernels lack some; the code copes without them.
+		_ = unix.SetsockoptInt(c.fd, unix.SOL_NETLINK, o, 1)
+	}
+	// Room for the errors of a whole chunk. Without CAP_NET_ADMIN the
+	// FORCE variants fail; then smaller chunks keep within the default.
+	if unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, connRcvBuf) != nil {
+		c.chunk = 8 << 10
+	}
+	_ = unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, connSndBuf)
+	tv := unix.NsecToTimeval(dumpTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(c.fd)
+		return nil, fmt.Errorf("netlink receive timeout: %w", err)
+	}
+	return c, nil
+}
+
+func (c *conn) close() error { return unix.Close(c.fd) }
+
+func (c *conn) nextSeq() uint32 {
+	c.seq++
+	if c.seq == 0 {
+		c.seq = 1
+	}
+	return c.seq
+}
+
+// batch collects requests; each has a sequence number and an offset.
+type batch struct {
+	w    wbuf
+	offs []int
+	seqs []uint32
+}
+
+func (b *batch) add(seq uint32, off int) {
+	b.offs = append(b.offs, off)
+	b.seqs = append(b.seqs, seq)
+}
+
+func (b *batch) len() int { return len(b.seqs) }
+
+var errLostReplies = errors.New("netlink replies lost (receive buffer overrun): outcome unknown")
+
+// exec sends the batch and returns the failed requests by sequence number.
+// A transport error means the outcome of every request not yet sent or
+// not yet confirmed is unknown.
+func (c *conn) exec(b *batch) (map[uint32]*nlError, error) {
+	failed := make(map[uint32]*nlError)
+	if err := c.drain(nil); err != nil {
+		return failed, err
+	}
+	sa := &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
+	for i := 0; i < len(b.offs); {
+		start := b.offs[i]
+		j := i + 1
+		for j < len(b.offs) && b.offs[j]-start < c.chunk {
+			j++
+		}
+		end := len(b.w.b)
+		if j < len(b.offs) {
+			end = b.offs[j]
+		}
+		if err := unix.Sendto(c.fd, b.w.b[start:end], 0, sa); err != nil {
+			return failed, fmt.Errorf("netlink send: %w", err)
+		}
+		if err := c.drain(failed); err != nil {
+			return failed, err
+		}
+		i = j
+	}
+	return failed, nil
+}
+
+// drain reads every queued message without blocking, recording errors.
+func (c *conn) drain(failed map[uint32]*nlError) error {
+	for {
+		n, _, err := unix.Recvfrom(c.fd, c.rbuf, unix.MSG_DONTWAIT)
+		if errors.Is(err, unix.EAGAIN) {
+			return nil
+		}
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if errors.Is(err, unix.ENOBUFS) {
+			return errLostReplies
+		}
+		if err != nil {
+			return fmt.Errorf("netlink receive: %w", err)
+		}
+		err = eachMsg(c.rbuf[:n], func(typ, flags uint16, _ uint32, body []byte) error {
+			if typ != unix.NLMSG_ERROR || failed == nil {
+				return nil
+			}
+			seq, e, err := decodeError(body, flags)
+			if err != nil {
+				return err
+			}
+			if e != nil {
+				failed[seq] = e
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// eachMsg walks the netlink messages in one datagram.
+func eachMsg(b []byte, fn func(typ, flags uint16, seq uint32, body []byte) error) error {
+	for len(b) >= sizeofNlmsghdr {
+		l := int(ne.Uint32(b))
+		if l < sizeofNlmsghdr || l > len(b) {
+			return fmt.Errorf("netlink message length %d: %w", l, errShort)
+		}
+		if err := fn(ne.Uint16(b[4:]), ne.Uint16(b[6:]), ne.Uint32(b[8:]), b[sizeofNlmsghdr:l]); err != nil {
+			return err
+		}
+		if a := align4(l); a < len(b) {
+			b = b[a:]
+		} else {
+			b = nil
+		}
+	}
+	return nil
+}
+
+var errDumpInterrupted = errors.New("netlink dump interrupted by a concurrent change")
+
+// dump sends one dump request (built by req with the given seq) and hands
+// every answer body to fn. An interrupted dump is retried from scratch.
+func (c *conn) dump(req func(w *wbuf, seq uint32), reset func(), fn func(typ uint16, body []byte) error) error {
+	var err error
+	for try := 0; try < dumpRetries; try++ {
+		reset()
+		if err = c.dumpOnce(req, fn); !errors.Is(err, errDumpInterrupted) {
+			return err
+		}
+	}
+	return err
+}
+
+func (c *conn) dumpOnce(req func(w *wbuf, seq uint32), fn func(typ uint16, body []byte) error) error {
+	if err := c.drain(nil); err != nil {
+		return err
+	}
+	var w wbuf
+	seq := c.nextSeq()
+	req(&w, seq)
+	if err := unix.Sendto(c.fd, w.b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return fmt.Errorf("netlink dump request: %w", err)
+	}
+	interrupted := false
+	deadline := time.Now().Add(dumpTimeout)
+	for time.Now().Before(deadline) {
+		n, _, err := unix.Recvfrom(c.fd, c.rbuf, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("netlink dump receive: %w", err)
+		}
+		done := false
+		err = eachMsg(c.rbuf[:n], func(typ, flags uint16, s uint32, body []byte) error {
+			if s != seq {
+				return nil
+			}
+			if flags&unix.NLM_F_DUMP_INTR != 0 {
+				interrupted = true
+			}
+			switch typ {
+			case unix.NLMSG_DONE:
+				done = true
+				return nil
+			case unix.NLMSG_ERROR:
+				_, e, err := decodeError(body, flags)
+				if err != nil {
+					return err
+				}
+				if e != nil {
+					return fmt.Errorf("netlink dump: %w", e)
+				}
+				done = true
+				return nil
+			}
+			return fn(typ, body)
+		})
+		if err != nil {
+			return err
+		}
+		if done {
+			if interrupted {
+				return errDumpInterrupted
+			}
+			return nil
+		}
+	}
+	return errors.New("netlink dump: no end after " + dumpTimeout.String())
+}

@@ -1,0 +1,716 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// Options configure the netlink dataplane.
+type Options struct {
+	// WANInterface is the ingress/egress device: seg6_enabled is set on it
+	// and routes that name no device use it.
+	WANInterface string
+	// Logger receives what the dataplane changed; nil means no logging.
+	Logger *zap.Logger
+	// NetNS, when open, is the network namespace to program (tests, labs).
+	// The zero value and netns.None() mean the caller's namespace.
+	NetNS netns.NsHandle
+	// SkipSysctls leaves the sysctls alone (the caller manages them).
+	SkipSysctls bool
+}
+
+// Status is what the dataplane reports about itself.
+type Status struct {
+	Capabilities Capabilities
+	// VRFLessFallback is true when the kernel cannot create VRF devices:
+	// VPNs then live in the main table and are decapsulated with End.DX4
+	// nh4 0.0.0.0 / End.DX6 nh6 :: (DESIGN.md, "Kernel facts").
+	VRFLessFallback bool
+	Sysctls         []Sysctl
+	// ProbeNotes say why a capability probe failed.
+	ProbeNotes []string
+	// Applies counts Apply calls; LastError is the last one's error ("" = ok).
+	Applies   int
+	LastApply time.Time
+	LastError string
+	// Routes and Nexthops count what the agent holds in the kernel after
+	// the last Apply.
+	Routes, Nexthops int
+}
+
+// Sysctl is one kernel setting the dataplane needs.
+type Sysctl struct {
+	Name  string // e.g. net.ipv6.conf.all.forwarding
+	Value string // the value it now has
+	Was   string // the value before, when the dataplane changed it
+	Err   string // why it could not be set
+}
+
+// Kernel is the netlink dataplane. Its methods are safe for concurrent use.
+type Kernel struct {
+	mu     sync.Mutex
+	opt    Options
+	log    *zap.Logger
+	ns     netns.NsHandle
+	c      *conn
+	h      *netlink.Handle
+	status Status
+	nhNext uint32
+}
+
+// vrfAlias marks the VRF devices the agent created (IFLA_IFALIAS).
+const vrfAlias = "srv6cpe"
+
+// Open connects to the kernel, sets the sysctls and probes capabilities.
+func Open(ctx context.Context, opt Options) (*Kernel, error) {
+	k := &Kernel{opt: opt, log: opt.Logger, ns: opt.NetNS, nhNext: defaultNHIDFirst}
+	if k.log == nil {
+		k.log = zap.NewNop()
+	}
+	if k.ns == 0 {
+		k.ns = netns.None()
+	}
+	var err error
+	if k.c, err = openConn(k.ns); err != nil {
+		return nil, err
+	}
+	if k.ns.IsOpen() {
+		k.h, err = netlink.NewHandleAt(k.ns)
+	} else {
+		k.h, err = netlink.NewHandle()
+	}
+	if err != nil {
+		k.c.close()
+		return nil, fmt.Errorf("netlink handle: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		k.Close()
+		return nil, err
+	}
+	k.status.Capabilities, k.status.ProbeNotes = k.probe()
+	k.status.VRFLessFallback = !k.status.Capabilities.VRF
+	if !opt.SkipSysctls {
+		k.status.Sysctls = k.setSysctls()
+	}
+	k.log.Info("dataplane open",
+		zap.Any("capabilities", k.status.Capabilities),
+		zap.Bool("vrf_less_fallback", k.status.VRFLessFallback),
+		zap.Strings("probe_notes", k.status.ProbeNotes))
+	return k, nil
+}
+
+// Close releases the netlink sockets. Routes stay in place.
+func (k *Kernel) Close() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.h != nil {
+		k.h.Close()
+		k.h = nil
+	}
+	if k.c != nil {
+		err := k.c.close()
+		k.c = nil
+		return err
+	}
+	return nil
+}
+
+// Capabilities reports what the probe found.
+func (k *Kernel) Capabilities() Capabilities {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.status.Capabilities
+}
+
+// Status reports capabilities, sysctls and the last Apply.
+func (k *Kernel) Status() Status {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s := k.status
+	s.Sysctls = append([]Sysctl(nil), s.Sysctls...)
+	s.ProbeNotes = append([]string(nil), s.ProbeNotes...)
+	return s
+}
+
+var errClosed = errors.New("dataplane closed")
+
+// linkNames resolves device names through the kernel, cached per call.
+type linkNames struct {
+	h      *netlink.Handle
+	byName map[string]int
+	byIdx  map[int]string
+}
+
+func newLinkNames(h *netlink.Handle) *linkNames {
+	return &linkNames{h: h, byName: map[string]int{}, byIdx: map[int]string{}}
+}
+
+func (l *linkNames) ifindex(name string) (int, error) {
+	if i, ok := l.byName[name]; ok {
+		return i, nil
+	}
+	ln, err := l.h.LinkByName(name)
+	if err != nil {
+		return 0, err
+	}
+	i := ln.Attrs().Index
+	l.byName[name], l.byIdx[i] = i, name
+	return i, nil
+}
+
+func (l *linkNames) ifname(i int) string {
+	if n, ok := l.byIdx[i]; ok {
+		return n
+	}
+	ln, err := l.h.LinkByIndex(i)
+	if err != nil {
+		return fmt.Sprintf("if%d", i)
+	}
+	n := ln.Attrs().Name
+	l.byName[n], l.byIdx[i] = i, n
+	return n
+}
+
+// state is what the kernel holds of ours.
+type state struct {
+	routes   routeSet
+	prio     map[rkey]uint32 // priority per route (ours are fixed per family)
+	nhOf     map[rkey]uint32 // nexthop object per route
+	extra    []kroute        // ours that must go whatever is desired (duplicates, odd priority)
+	nhs      map[uint32]knh  // our nexthop objects
+	nhBySpec map[encapSpec]uint32
+	usedIDs  map[uint32]bool // every nexthop id in use, ours or not
+	vrfs     []VRF
+}
+
+// read dumps our routes, nexthop objects and VRF devices.
+func (k *Kernel) read() (*state, error) {
+	st := &state{}
+	reset := func() {
+		st.nhs, st.nhBySpec, st.usedIDs = map[uint32]knh{}, map[encapSpec]uint32{}, map[uint32]bool{}
+	}
+	reset()
+	if k.status.Capabilities.NexthopObjects {
+		err := k.c.dump(func(w *wbuf, seq uint32) { w.dumpNexthops(seq) }, reset, func(typ uint16, body []byte) error {
+			if typ != unix.RTM_NEWNEXTHOP {
+				return nil
+			}
+			n, err := decodeNexthop(body)
+			if err != nil {
+				return err
+			}
+			st.usedIDs[n.ID] = true
+			if n.Proto == RouteProtocol {
+				st.nhs[n.ID] = n
+				if n.Simple {
+					st.nhBySpec[n.Spec] = n.ID
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read nexthop objects: %w", err)
+		}
+	}
+	var all []kroute
+	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		n := len(all)
+		err := k.c.dump(func(w *wbuf, seq uint32) { w.dumpRoutes(seq, fam, RouteProtocol, 0) },
+			func() { all = all[:n] },
+			func(typ uint16, body []byte) error {
+				if typ != unix.RTM_NEWROUTE {
+					return nil
+				}
+				r, err := decodeRoute(body)
+				if err != nil {
+					return err
+				}
+				if r.Proto == RouteProtocol { // the filter is a kernel courtesy; check again
+					all = append(all, r)
+				}
+				return nil
+			})
+		if err != nil {
+			return nil, fmt.Errorf("read routes (family %d): %w", fam, err)
+		}
+	}
+	st.routes = make(routeSet, len(all))
+	st.prio = make(map[rkey]uint32, len(all))
+	st.nhOf = make(map[rkey]uint32)
+	for _, r := range all {
+		if r.NHID != 0 {
+			if n, ok := st.nhs[r.NHID]; ok && n.Simple {
+				r.Val = rval{Kind: kindEncap, Mode: n.Spec.Mode, Dev: n.Spec.Dev, Segs: n.Spec.Segs}
+			} else {
+				r.Val = rval{Kind: kindOther}
+			}
+		}
+		if _, dup := st.routes[r.Key]; dup || r.Prio != prioOf(r.Key.Family) {
+			st.extra = append(st.extra, r)
+			continue
+		}
+		st.routes[r.Key] = r.Val
+		st.prio[r.Key] = r.Prio
+		if r.NHID != 0 {
+			st.nhOf[r.Key] = r.NHID
+		}
+	}
+	vrfs, err := k.ourVRFs()
+	if err != nil {
+		return nil, err
+	}
+	st.vrfs = vrfs
+	return st, nil
+}
+
+// ourVRFs lists the VRF devices the agent made.
+func (k *Kernel) ourVRFs() ([]VRF, error) {
+	if !k.status.Capabilities.VRF {
+		return nil, nil
+	}
+	links, err := k.h.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	var out []VRF
+	for _, l := range links {
+		if v, ok := l.(*netlink.Vrf); ok && v.Alias == vrfAlias {
+			out = append(out, VRF{Name: v.Name, Table: int(v.Table)})
+		}
+	}
+	return out, nil
+}
+
+// Installed reads back what the kernel holds with our protocol, in the
+// form Normalize gives a Desired state.
+func (k *Kernel) Installed(ctx context.Context) (Desired, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.c == nil {
+		return Desired{}, errClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return Desired{}, err
+	}
+	st, err := k.read()
+	if err != nil {
+		return Desired{}, err
+	}
+	rs := make(routeSet, len(st.routes))
+	for key, v := range st.routes {
+		if v.Kind != kindOther {
+			rs[key] = v
+		}
+	}
+	return toDesired(rs, st.vrfs, newLinkNames(k.h)), nil
+}
+
+// OpError is one change that failed.
+type OpError struct {
+	Op  string // e.g. "add route 10.1.0.0/24 table 10"
+	Err error
+}
+
+func (e OpError) Error() string { return e.Op + ": " + e.Err.Error() }
+
+// ApplyError says what an Apply did and did not do. The kernel keeps what
+// was applied; the next Apply converges from there.
+type ApplyError struct {
+	Applied int       // changes that took effect
+	Failed  []OpError // changes that did not
+}
+
+func (e *ApplyError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "dataplane apply: %d change(s) failed, %d applied", len(e.Failed), e.Applied)
+	for i, f := range e.Failed {
+		if i == 5 {
+			fmt.Fprintf(&b, "; and %d more", len(e.Failed)-5)
+			break
+		}
+		b.WriteString("; ")
+		b.WriteString(f.Error())
+	}
+	return b.String()
+}
+
+// Unwrap exposes the causes, so errors.Is(err, unix.EEXIST) works.
+func (e *ApplyError) Unwrap() []error {
+	out := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		out[i] = f.Err
+	}
+	return out
+}
+
+// retryable errors are transient kernel allocation failures (per-CPU
+// caches of seg6 encap states run out under bursts): worth a short retry
+// inside the same Apply.
+func retryable(err error) bool {
+	return errors.Is(err, unix.ENOMEM) || errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.ENOBUFS)
+}
+
+var retryDelays = []time.Duration{20 * time.Millisecond, 100 * time.Millisecond}
+
+// Apply makes the kernel hold exactly d (of the routes the agent owns).
+func (k *Kernel) Apply(ctx context.Context, d Desired) (err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.c == nil {
+		return errClosed
+	}
+	k.status.Applies++
+	k.status.LastApply = time.Now()
+	defer func() {
+		k.status.LastError = ""
+		if err != nil {
+			k.status.LastError = err.Error()
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	nm := newLinkNames(k.h)
+	want, err := plan(d, k.status.Capabilities, k.opt.WANInterface, nm)
+	if err != nil {
+		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
+	}
+	if !k.opt.SkipSysctls {
+		k.retrySysctls()
+	}
+	ae := &ApplyError{}
+	if err := k.ensureVRFs(d.VRFs, ae); err != nil {
+		return err
+	}
+	st, err := k.read()
+	if err != nil {
+		return fmt.Errorf("nothing applied: %w", err)
+	}
+	ups, dels := diff(st.routes, want)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("nothing applied: %w", err)
+	}
+
+	// 1. Nexthop objects the new routes need, before the routes.
+	nhFor := k.ensureNexthops(st, ups, ae)
+
+	// 2. New and changed routes: new forwarding is in before old goes.
+	k.upsert(st, ups, nhFor, ae)
+
+	// 3. Stale routes.
+	k.remove(st, dels, ae)
+
+	// 4. Nexthop objects nothing uses any more, then stale VRFs.
+	k.pruneNexthops(st, ae)
+	k.pruneVRFs(st.vrfs, d.VRFs, ae)
+
+	k.status.Routes, k.status.Nexthops = len(st.routes), len(st.nhs)
+	if len(ae.Failed) > 0 {
+		k.log.Warn("dataplane apply incomplete", zap.Error(ae))
+		return ae
+	}
+	if ae.Applied > 0 {
+		k.log.Info("dataplane applied", zap.Int("changes", ae.Applied), zap.Int("routes", len(st.routes)))
+	}
+	return nil
+}
+
+// run sends requests, retrying transient failures a bounded number of
+// times. build(i, w, seq) encodes request i. It returns the final error
+// of every failed request by index.
+func (k *Kernel) run(n int, build func(i int, w *wbuf, seq uint32)) (map[int]error, error) {
+	todo := make([]int, n)
+	for i := range todo {
+		todo[i] = i
+	}
+	final := make(map[int]error)
+	for attempt := 0; ; attempt++ {
+		var b batch
+		idx := make(map[uint32]int, len(todo))
+		for _, i := range todo {
+			seq := k.c.nextSeq()
+			b.add(seq, len(b.w.b))
+			idx[seq] = i
+			build(i, &b.w, seq)
+		}
+		failed, err := k.c.exec(&b)
+		if err != nil {
+			return final, err
+		}
+		todo = todo[:0]
+		for seq, e := range failed {
+			i := idx[seq]
+			if retryable(e) && attempt < len(retryDelays) {
+				todo = append(todo, i)
+				continue
+			}
+			final[i] = e
+		}
+		if len(todo) == 0 {
+			return final, nil
+		}
+		time.Sleep(retryDelays[attempt])
+	}
+}
+
+// ensureNexthops makes one seg6 nexthop object per distinct encap among
+// the upserts, reusing ours. A spec whose object cannot be made (no
+// nexthop support, device without carrier) is encoded inline per route.
+func (k *Kernel) ensureNexthops(st *state, ups []change, ae *ApplyError) map[encapSpec]uint32 {
+	nhFor := make(map[encapSpec]uint32)
+	if !k.status.Capabilities.NexthopObjects {
+		return nhFor
+	}
+	var specs []encapSpec
+	var ids []uint32
+	for _, u := range ups {
+		if u.Val.Kind != kindEncap {
+			continue
+		}
+		s := u.Val.spec()
+		if _, ok := nhFor[s]; ok {
+			continue
+		}
+		if id, ok := st.nhBySpec[s]; ok {
+			nhFor[s] = id
+			continue
+		}
+		id := k.freeNHID(st)
+		nhFor[s] = id
+		specs = append(specs, s)
+		ids = append(ids, id)
+	}
+	if len(specs) == 0 {
+		return nhFor
+	}
+	failed, err := k.run(len(specs), func(i int, w *wbuf, seq uint32) { w.putNexthop(seq, ids[i], specs[i]) })
+	for i, s := range specs {
+		if e, bad := failed[i]; bad || err != nil {
+			// Not an apply failure: the routes carry the encap themselves.
+			delete(nhFor, s)
+			k.log.Debug("nexthop object not made, encap goes inline", zap.Uint32("id", ids[i]), zap.Error(errors.Join(e, err)))
+			continue
+		}
+		st.nhs[ids[i]] = knh{ID: ids[i], Proto: RouteProtocol, Simple: true, Spec: s}
+		st.nhBySpec[s] = ids[i]
+		ae.Applied++
+	}
+	return nhFor
+}
+
+func (k *Kernel) freeNHID(st *state) uint32 {
+	for st.usedIDs[k.nhNext] || k.nhNext == 0 {
+		k.nhNext++
+	}
+	id := k.nhNext
+	st.usedIDs[id] = true
+	k.nhNext++
+	return id
+}
+
+// upsert adds and replaces routes, keeping st in step with the kernel.
+func (k *Kernel) upsert(st *state, ups []change, nhFor map[encapSpec]uint32, ae *ApplyError) {
+	if len(ups) == 0 {
+		return
+	}
+	nhid := func(u change) uint32 {
+		if u.Val.Kind != kindEncap {
+			return 0
+		}
+		return nhFor[u.Val.spec()]
+	}
+	failed, err := k.run(len(ups), func(i int, w *wbuf, seq uint32) {
+		w.putRoute(seq, ups[i].Key, ups[i].Val, nhid(ups[i]), ups[i].Replace)
+	})
+	for i, u := range ups {
+		verb := "add"
+		if u.Replace {
+			verb = "replace"
+		}
+		op := fmt.Sprintf("%s route %s", verb, u.Key)
+		if e, ok := failed[i]; ok {
+			if errors.Is(e, unix.EEXIST) && !u.Replace {
+				e = fmt.Errorf("%w: the key is held by a route of another protocol, left alone", e)
+			}
+			ae.Failed = append(ae.Failed, OpError{Op: op, Err: e})
+			continue
+		}
+		if err != nil {
+			ae.Failed = append(ae.Failed, OpError{Op: op, Err: fmt.Errorf("outcome unknown: %w", err)})
+			continue
+		}
+		st.routes[u.Key] = u.Val
+		st.prio[u.Key] = prioOf(u.Key.Family)
+		if id := nhid(u); id != 0 {
+			st.nhOf[u.Key] = id
+		} else {
+			delete(st.nhOf, u.Key)
+		}
+		ae.Applied++
+	}
+}
+
+type delRoute struct {
+	key  rkey
+	prio uint32
+	drop bool // an extra: not in st.routes
+}
+
+// remove deletes stale routes (and the extras, whatever is desired).
+func (k *Kernel) remove(st *state, dels []rkey, ae *ApplyError) {
+	list := make([]delRoute, 0, len(dels)+len(st.extra))
+	for _, x := range st.extra {
+		list = append(list, delRoute{key: x.Key, prio: x.Prio, drop: true})
+	}
+	for _, key := range dels {
+		list = append(list, delRoute{key: key, prio: st.prio[key]})
+	}
+	if len(list) == 0 {
+		return
+	}
+	failed, err := k.run(len(list), func(i int, w *wbuf, seq uint32) { w.delRoute(seq, list[i].key, list[i].prio) })
+	for i, d := range list {
+		op := "delete route " + d.key.String()
+		e, bad := failed[i]
+		if bad && (errors.Is(e, unix.ESRCH) || errors.Is(e, unix.ENOENT)) {
+			bad = false // already gone: that is the goal
+		}
+		if bad || err != nil {
+			ae.Failed = append(ae.Failed, OpError{Op: op, Err: errors.Join(e, err)})
+			continue
+		}
+		if !d.drop {
+			delete(st.routes, d.key)
+			delete(st.prio, d.key)
+			delete(st.nhOf, d.key)
+		}
+		ae.Applied++
+	}
+}
+
+// pruneNexthops deletes our nexthop objects no route uses. The kernel
+// deletes the routes using an object with it, so an object some foreign
+// route still uses stays.
+func (k *Kernel) pruneNexthops(st *state, ae *ApplyError) {
+	if len(st.nhs) == 0 {
+		return
+	}
+	used := make(map[uint32]bool, len(st.nhOf))
+	for _, id := range st.nhOf {
+		used[id] = true
+	}
+	var stale []uint32
+	for id := range st.nhs {
+		if !used[id] && !k.usedByAnyRoute(id) {
+			stale = append(stale, id)
+		}
+	}
+	if len(stale) == 0 {
+		return
+	}
+	failed, err := k.run(len(stale), func(i int, w *wbuf, seq uint32) { w.delNexthop(seq, stale[i]) })
+	for i, id := range stale {
+		e, bad := failed[i]
+		if bad && errors.Is(e, unix.ENOENT) {
+			bad = false
+		}
+		if bad || err != nil {
+			ae.Failed = append(ae.Failed, OpError{Op: fmt.Sprintf("delete nexthop %d", id), Err: errors.Join(e, err)})
+			continue
+		}
+		if n := st.nhs[id]; n.Simple {
+			delete(st.nhBySpec, n.Spec)
+		}
+		delete(st.nhs, id)
+		ae.Applied++
+	}
+}
+
+// usedByAnyRoute asks the kernel whether any route, of any protocol,
+// uses nexthop object id. On doubt it says yes (keep the object).
+func (k *Kernel) usedByAnyRoute(id uint32) bool {
+	found := false
+	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		err := k.c.dump(func(w *wbuf, seq uint32) { w.dumpRoutes(seq, fam, 0, id) }, func() {}, func(typ uint16, body []byte) error {
+			if typ != unix.RTM_NEWROUTE {
+				return nil
+			}
+			r, err := decodeRoute(body)
+			if err == nil && r.NHID == id {
+				found = true
+			}
+			return nil
+		})
+		if err != nil || found {
+			return true
+		}
+	}
+	return false
+}
+
+// ensureVRFs creates the desired VRF devices (table, up, marked ours).
+// A VRF whose table changed is recreated.
+func (k *Kernel) ensureVRFs(want []VRF, ae *ApplyError) error {
+	if len(want) == 0 {
+		return nil
+	}
+	have, err := k.ourVRFs()
+	if err != nil {
+		return fmt.Errorf("nothing applied: %w", err)
+	}
+	cur := vrfTables(have)
+	for _, v := range want {
+		t, ok := cur[v.Name]
+		if ok && t == v.Table {
+			continue
+		}
+		op := fmt.Sprintf("create VRF %s table %d", v.Name, v.Table)
+		if ok {
+			if err := k.h.LinkDel(&netlink.Vrf{LinkAttrs: netlink.LinkAttrs{Name: v.Name}}); err != nil {
+				ae.Failed = append(ae.Failed, OpError{Op: "delete VRF " + v.Name + " to change its table", Err: err})
+				continue
+			}
+		} else if l, err := k.h.LinkByName(v.Name); err == nil {
+			ae.Failed = append(ae.Failed, OpError{Op: op, Err: fmt.Errorf("a %s device %q exists and is not ours: %w", l.Type(), v.Name, unix.EEXIST)})
+			continue
+		}
+		vrf := &netlink.Vrf{LinkAttrs: netlink.LinkAttrs{Name: v.Name}, Table: uint32(v.Table)}
+		if err := k.h.LinkAdd(vrf); err != nil {
+			ae.Failed = append(ae.Failed, OpError{Op: op, Err: err})
+			continue
+		}
+		if err := k.h.LinkSetAlias(vrf, vrfAlias); err != nil {
+			ae.Failed = append(ae.Failed, OpError{Op: "mark VRF " + v.Name, Err: err})
+		}
+		if err := k.h.LinkSetUp(vrf); err != nil {
+			ae.Failed = append(ae.Failed, OpError{Op: "set VRF " + v.Name + " up", Err: err})
+			continue
+		}
+		ae.Applied++
+	}
+	return nil
+}
+
+// pruneVRFs deletes VRF devices of ours that are no longer desired.
+func (k *Kernel) pruneVRFs(have, want []VRF, ae *ApplyError) {
+	keep := vrfTables(want)
+	for _, v := range have {
+		if _, ok := keep[v.Name]; ok {
+			continue
+		}
+		if err := k.h.LinkDel(&netlink.Vrf{LinkAttrs: netlink.LinkAttrs{Name: v.Name}}); err != nil {
+			ae.Failed = append(ae.Failed, OpError{Op: "delete VRF " + v.Name, Err: err})
+			continue
+		}
+		ae.Applied++
+	}
+}
