@@ -188,9 +188,6 @@ type GetAllQueuedTransfers struct{}
 // CancelTransfer cancels a queued transfer.
 type CancelTransfer struct{ CommandKey string }
 
-// UnknownRequest is a body element this client does not know.
-type UnknownRequest struct{ Name string }
-
 // ---- responses ----
 
 // InformResponse is the ACS's answer to Inform.
@@ -281,7 +278,6 @@ func (ScheduleInform) MethodName() string             { return "ScheduleInform" 
 func (GetQueuedTransfers) MethodName() string         { return "GetQueuedTransfers" }
 func (GetAllQueuedTransfers) MethodName() string      { return "GetAllQueuedTransfers" }
 func (CancelTransfer) MethodName() string             { return "CancelTransfer" }
-func (m UnknownRequest) MethodName() string           { return m.Name }
 func (InformResponse) MethodName() string             { return "InformResponse" }
 func (TransferCompleteResponse) MethodName() string   { return "TransferCompleteResponse" }
 func (AutonomousTransferCompleteResponse) MethodName() string {
