@@ -177,28 +177,18 @@ func (u u128) addr() netip.Addr {
 
 func (u u128) or(v u128) u128 { return u128{u.hi | v.hi, u.lo | v.lo} }
 
-// shl shifts left by n bits, 0 <= n <= 128.
+// shl shifts left by n bits, n >= 0 (Go's shifts past the width give 0).
 func (u u128) shl(n int) u128 {
-	switch {
-	case n >= 128:
-		return u128{}
-	case n >= 64:
+	if n >= 64 {
 		return u128{hi: u.lo << uint(n-64)}
-	case n == 0:
-		return u
-	default:
-		return u128{hi: u.hi<<uint(n) | u.lo>>uint(64-n), lo: u.lo << uint(n)}
 	}
+	return u128{hi: u.hi<<uint(n) | u.lo>>uint(64-n), lo: u.lo << uint(n)}
 }
 
 // onesLow is n one bits in the low end, 0 <= n <= 128.
 func onesLow(n int) u128 {
-	switch {
-	case n >= 128:
-		return u128{hi: ^uint64(0), lo: ^uint64(0)}
-	case n >= 64:
+	if n >= 64 {
 		return u128{hi: ^uint64(0) >> uint(128-n), lo: ^uint64(0)}
-	default:
-		return u128{lo: 1<<uint(n) - 1}
 	}
+	return u128{lo: 1<<uint(n) - 1}
 }
