@@ -1,0 +1,315 @@
+package twamp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+var testKey = []byte("0123456789abcdef")
+
+var fuzzReflectorConfigs = []ReflectorConfig{
+	{},
+	{Stateful: true},
+	{Mode: Authenticated, Keys: []PeerKey{{netip.MustParsePrefix("::/0"), testKey}}},
+	{TWAMPLight: true},
+	{Keys: []PeerKey{{netip.MustParsePrefix("2001:db8::/32"), testKey}}},
+}
+
+func newTestCore(t testing.TB, cfg ReflectorConfig) *core {
+	t.Helper()
+	cfg.Clock = FixedClock{Synced: true, MaxErr: time.Microsecond}
+	if err := cfg.normalize(); err != nil {
+		t.Fatal(err)
+	}
+	var sessions *sessionTable
+	if cfg.Stateful {
+		sessions = &sessionTable{m: map[sessKey]*session{}, max: cfg.MaxSessions, idle: cfg.SessionIdle}
+	}
+	var lim *tokenBucket
+	if cfg.RatePPS > 0 {
+		lim = &tokenBucket{rate: cfg.RatePPS, burst: float64(max(cfg.Burst, 1)), tokens: float64(max(cfg.Burst, 1))}
+	}
+	return newCore(&cfg, new(counters), sessions, lim)
+}
+
+var testRx = time.Date(2026, 11, 21, 12, 0, 0, 123456789, time.UTC)
+
+func testMeta() *rxMeta {
+	return &rxMeta{
+		src: netip.MustParseAddrPort("[2001:db8::2]:40000"),
+		dst: netip.MustParseAddrPort("[2001:db8::1]:862"),
+		rx:  testRx, ttl: 254, tclass: 0xb9, // DSCP 46, ECN 1
+	}
+}
+
+func senderPacket(t testing.TB, mode Mode, seq uint32, ssid uint16, set *TLVSet) []byte {
+	t.Helper()
+	n := mode.BaseLen()
+	if set != nil {
+		n += set.Len()
+	}
+	b := make([]byte, n)
+	(&SenderHeader{Seq: seq, Timestamp: 0x1122334455667788, ErrorEstimate: 0x8001, SSID: ssid}).Put(b, mode)
+	if set != nil {
+		set.Put(b[mode.BaseLen():], seq)
+	}
+	s := NewSigner(testKey)
+	SignTLVs(s, b, mode)
+	if mode == Authenticated {
+		s.Sign(b)
+	}
+	return b
+}
+
+func reflectOnce(t *testing.T, c *core, req []byte, m *rxMeta) ([]byte, reply, dropReason) {
+	t.Helper()
+	out := make([]byte, max(len(req), AuthBaseLen))
+	rp, reason := c.reflect(req, m, out)
+	if reason == dropNone {
+		c.finish(&rp, out, 0xaaaaaaaabbbbbbbb, 0x8001)
+	}
+	return out[:rp.n], rp, reason
+}
+
+func TestReflectBase(t *testing.T) {
+	for _, mode := range []Mode{Unauthenticated, Authenticated} {
+		t.Run(mode.String(), func(t *testing.T) {
+			c := newTestCore(t, ReflectorConfig{Mode: mode, Keys: []PeerKey{{netip.MustParsePrefix("2001:db8::/32"), testKey}}})
+			req := senderPacket(t, mode, 41, 0x0abc, nil)
+			out, _, reason := reflectOnce(t, c, req, testMeta())
+			if reason != dropNone {
+				t.Fatalf("dropped: %d", reason)
+			}
+			if len(out) != len(req) {
+				t.Fatalf("reply %d octets, request %d", len(out), len(req))
+			}
+			h, err := DecodeReflector(out, mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := ReflectorHeader{Seq: 41, Timestamp: 0xaaaaaaaabbbbbbbb, ErrorEstimate: 0x8001, SSID: 0x0abc,
+				ReceiveTimestamp: EncodeTime(testRx, FormatNTP, 0), SenderSeq: 41,
+				SenderTimestamp: 0x1122334455667788, SenderErrorEstimate: 0x8001, SenderTTL: 254}
+			if h != want {
+				t.Fatalf("reply header\n%+v\nwant\n%+v", h, want)
+			}
+			if mode == Authenticated && !NewSigner(testKey).Verify(out) {
+				t.Fatal("reply HMAC does not verify")
+			}
+		})
+	}
+}
+
+func TestReflectDrops(t *testing.T) {
+	authCfg := ReflectorConfig{Mode: Authenticated, Keys: []PeerKey{{netip.MustParsePrefix("2001:db8::/32"), testKey}}}
+	badHMAC := senderPacket(t, Authenticated, 1, 0, nil)
+	badHMAC[100] ^= 0xff
+	other := testMeta()
+	other.src = netip.MustParseAddrPort("[2001:db9::2]:40000")
+	loop := testMeta()
+	loop.src = netip.MustParseAddrPort("[2001:db8::2]:862")
+	mcast := testMeta()
+	mcast.dst = netip.MustParseAddrPort("[ff02::1]:862")
+	cc := uint32(0)
+	tests := []struct {
+		name string
+		cfg  ReflectorConfig
+		req  []byte
+		m    *rxMeta
+		want dropReason
+	}{
+		{"truncated", ReflectorConfig{}, make([]byte, 43), testMeta(), dropBadLength},
+		{"truncated light", ReflectorConfig{TWAMPLight: true}, make([]byte, 40), testMeta(), dropBadLength},
+		{"light 41 ok", ReflectorConfig{TWAMPLight: true}, make([]byte, 41), testMeta(), dropNone},
+		{"auth short", authCfg, make([]byte, 111), testMeta(), dropBadLength},
+		{"bad hmac", authCfg, badHMAC, testMeta(), dropBadHMAC},
+		{"no key", authCfg, senderPacket(t, Authenticated, 1, 0, nil), other, dropNoKey},
+		{"unknown peer", ReflectorConfig{Allow: []netip.Prefix{netip.MustParsePrefix("2001:db8::/32")}}, make([]byte, 44), other, dropUnknownPeer},
+		{"allowed peer", ReflectorConfig{Allow: []netip.Prefix{netip.MustParsePrefix("2001:db8::/32")}}, make([]byte, 44), testMeta(), dropNone},
+		{"loop", ReflectorConfig{}, make([]byte, 44), loop, dropLoop},
+		{"multicast", ReflectorConfig{}, make([]byte, 44), mcast, dropBadDestination},
+		{"no reply requested", ReflectorConfig{}, senderPacket(t, Unauthenticated, 1, 0, &TLVSet{ReturnPath: &ReturnPath{ControlCode: &cc}}), testMeta(), dropNoReplyRequested},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCore(t, tc.cfg)
+			out, _, reason := reflectOnce(t, c, tc.req, tc.m)
+			if reason != tc.want {
+				t.Fatalf("reason %d, want %d", reason, tc.want)
+			}
+			if reason == dropNone && len(out) != len(tc.req) {
+				t.Fatalf("reply %d octets to %d", len(out), len(tc.req))
+			}
+		})
+	}
+}
+
+func TestReflectRateLimit(t *testing.T) {
+	c := newTestCore(t, ReflectorConfig{RatePPS: 10, Burst: 3})
+	m := testMeta()
+	got := 0
+	for i := 0; i < 10; i++ { // same instant: only the burst passes
+		if _, _, r := reflectOnce(t, c, make([]byte, 44), m); r == dropNone {
+			got++
+		}
+	}
+	m.rx = m.rx.Add(200 * time.Millisecond) // 2 more tokens
+	for i := 0; i < 10; i++ {
+		if _, _, r := reflectOnce(t, c, make([]byte, 44), m); r == dropNone {
+			got++
+		}
+	}
+	if got != 5 {
+		t.Fatalf("%d replies, want 3 + 2", got)
+	}
+}
+
+func TestReflectStateful(t *testing.T) {
+	c := newTestCore(t, ReflectorConfig{Stateful: true, MaxSessions: 2})
+	m := testMeta()
+	// Sender sequence numbers jump (forward loss); the reflector counts its own.
+	for i, sseq := range []uint32{0, 1, 5, 9} {
+		out, _, reason := reflectOnce(t, c, senderPacket(t, Unauthenticated, sseq, 7, nil), m)
+		if reason != dropNone {
+			t.Fatal(reason)
+		}
+		h, _ := DecodeReflector(out, Unauthenticated)
+		if h.Seq != uint32(i) || h.SenderSeq != sseq {
+			t.Fatalf("packet %d: reflector seq %d sender seq %d", i, h.Seq, h.SenderSeq)
+		}
+	}
+	// Another SSID from the same peer is another session.
+	out, _, _ := reflectOnce(t, c, senderPacket(t, Unauthenticated, 100, 8, nil), m)
+	if h, _ := DecodeReflector(out, Unauthenticated); h.Seq != 0 {
+		t.Fatalf("new session starts at %d", h.Seq)
+	}
+	// The table is bounded.
+	m2 := testMeta()
+	m2.src = netip.MustParseAddrPort("[2001:db8::3]:1")
+	if _, _, reason := reflectOnce(t, c, senderPacket(t, Unauthenticated, 0, 7, nil), m2); reason != dropTableFull {
+		t.Fatalf("third session: reason %d, want table full", reason)
+	}
+	c.sessions.expire(m.rx.Add(time.Hour))
+	if n := c.sessions.len(); n != 0 {
+		t.Fatalf("%d sessions after expiry", n)
+	}
+}
+
+func TestReflectTLVs(t *testing.T) {
+	c := newTestCore(t, ReflectorConfig{Stateful: true, Keys: []PeerKey{{netip.MustParsePrefix("::/0"), testKey}}})
+	set := &TLVSet{ExtraPadding: 8, Location: true, LocationIPv6: true, TimestampInfo: true,
+		ClassOfService: &ClassOfService{DSCP1: 10}, DirectMeasurement: true, FollowUpTelemetry: true,
+		DestinationNode: netip.MustParseAddr("2001:db8::1"), HMAC: true}
+	m := testMeta()
+	reflectOnce(t, c, senderPacket(t, Unauthenticated, 0, 1, set), m)
+	req := senderPacket(t, Unauthenticated, 1, 1, set)
+	// An unknown TLV before the HMAC TLV; re-sign so the HMAC still holds.
+	unknown := []byte{0, 200, 0, 2, 0xde, 0xad}
+	hmacAt := len(req) - 20
+	req = append(req[:hmacAt:hmacAt], append(unknown, req[hmacAt:]...)...)
+	SignTLVs(NewSigner(testKey), req, Unauthenticated)
+	out, rp, reason := reflectOnce(t, c, req, m)
+	if reason != dropNone || len(out) != len(req) {
+		t.Fatalf("reason %d, %d octets for %d", reason, len(out), len(req))
+	}
+	if rp.tclass != 10<<2 {
+		t.Fatalf("reply tclass %#x, want DSCP1 10", rp.tclass)
+	}
+	it := NewTLVIter(out[BaseLen:])
+	for {
+		tlv, ok := it.Next()
+		if !ok {
+			break
+		}
+		switch tlv.Type {
+		case TLVLocation:
+			l, err := ParseLocation(tlv.Value)
+			if err != nil || l.SrcPort != 40000 || l.DstPort != 862 || l.Src != m.src.Addr() || l.Dst != m.dst.Addr() {
+				t.Fatalf("location %+v, %v", l, err)
+			}
+		case TLVTimestampInfo:
+			ti, _ := ParseTimestampInfo(tlv.Value)
+			if ti != (TimestampInfo{SyncNTP, StampSWLocal, SyncNTP, StampSWLocal}) {
+				t.Fatalf("timestamp info %+v", ti)
+			}
+		case TLVClassOfService:
+			cos, _ := ParseClassOfService(tlv.Value)
+			if cos != (ClassOfService{DSCP1: 10, DSCP2: 46, ECN: 1}) {
+				t.Fatalf("cos %+v", cos)
+			}
+		case TLVDirectMeasurement:
+			d, _ := ParseDirectMeasurement(tlv.Value)
+			if d != (DirectMeasurement{SenderTx: 1, ReflectorRx: 2, ReflectorTx: 2}) {
+				t.Fatalf("direct measurement %+v", d)
+			}
+		case TLVFollowUpTelemetry:
+			f, _ := ParseFollowUpTelemetry(tlv.Value)
+			if f.Seq != 0 || f.Timestamp != 0xaaaaaaaabbbbbbbb || f.Mode != StampSWLocal {
+				t.Fatalf("follow-up %+v", f)
+			}
+		case TLVDestinationNodeAddress, TLVExtraPadding:
+			if tlv.Flags != 0 {
+				t.Fatalf("%v flags %#x", tlv.Type, tlv.Flags)
+			}
+		case 200:
+			if tlv.Flags != FlagU || !bytes.Equal(tlv.Value, []byte{0xde, 0xad}) {
+				t.Fatalf("unknown TLV flags %#x value %x", tlv.Flags, tlv.Value)
+			}
+		case TLVHMAC:
+			if tlv.Flags != 0 {
+				t.Fatalf("HMAC TLV flags %#x: integrity failed", tlv.Flags)
+			}
+			if !verifyTLVMAC(NewSigner(testKey), out, BaseLen, BaseLen+it.Off) {
+				t.Fatal("reply HMAC TLV does not verify")
+			}
+		}
+	}
+	if s := c.cnt.snapshot(); s.UnknownTLVs != 1 || s.MalformedTLVs != 0 || s.TLVIntegrityFailures != 0 {
+		t.Fatalf("counters %+v", s)
+	}
+}
+
+func TestReflectMalformedTLVs(t *testing.T) {
+	tests := []struct {
+		name string
+		tlvs string
+		want string // TLV area of the reply
+	}{
+		{"truncated value", "00010008aabb", "40010008aabb"},
+		{"truncated header", "000100", "400100"},
+		{"wrong fixed length, then a cut header", "0003000201020000", "4003000201024000"},
+		{"bad hmac", "00010000" + "00080010" + "00000000000000000000000000000000", "00010000" + "20080010" + "00000000000000000000000000000000"},
+		{"tlv after hmac", "00080010" + "00000000000000000000000000000000" + "00010000", "20080010" + "00000000000000000000000000000000" + "40010000"},
+		{"foreign destination node", "0009000420010db8", "8009000420010db8"},
+		{"return path address", "000a0008" + "00020004c0000201", "800a0008" + "00020004c0000201"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCore(t, ReflectorConfig{})
+			req := append(senderPacket(t, Unauthenticated, 3, 0, nil), unhex(t, tc.tlvs)...)
+			out, _, reason := reflectOnce(t, c, req, testMeta())
+			if reason != dropNone {
+				t.Fatal(reason)
+			}
+			if got := out[BaseLen:]; !bytes.Equal(got, unhex(t, tc.want)) {
+				t.Fatalf("TLVs %x, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestReflectTWAMPLightKeepsPadding(t *testing.T) {
+	c := newTestCore(t, ReflectorConfig{TWAMPLight: true})
+	req := senderPacket(t, Unauthenticated, 9, 0, nil)
+	req = append(req, 0, 0, 0, 0, 0xff) // would be a malformed TLV in STAMP
+	out, _, _ := reflectOnce(t, c, req, testMeta())
+	if !bytes.Equal(out[BaseLen:], req[BaseLen:]) {
+		t.Fatalf("padding changed: %x", out[BaseLen:])
+	}
+	if binary.BigEndian.Uint32(out) != 9 {
+		t.Fatal("sequence not reflected")
+	}
+}

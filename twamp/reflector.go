@@ -1,0 +1,346 @@
+package twamp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// PeerKey is the HMAC key for the peers in Prefix (authenticated mode and
+// the HMAC TLV). The longest matching prefix wins.
+type PeerKey struct {
+	Prefix netip.Prefix
+	Key    []byte
+}
+
+// ReflectorConfig configures a Session-Reflector. Zero values take the
+// documented defaults.
+type ReflectorConfig struct {
+	// Listen addresses (IPv4 or IPv6); default the IPv6 wildcard, which
+	// also serves IPv4. Each gets one socket and one worker.
+	Listen []netip.Addr
+	// Port is the UDP port; default 862 (TWAMP-Test / STAMP).
+	Port uint16
+	// Stateful keeps per-session (peer address, port, SSID) sequence
+	// numbers, so the sender can tell forward from backward loss
+	// (RFC 8762 §4.3.1); stateless copies the sender's sequence number.
+	Stateful bool
+	// Mode is the STAMP mode served; authenticated needs Keys.
+	Mode Mode
+	// Keys are per-peer HMAC keys.
+	Keys []PeerKey
+	// Allow, if not empty, is the allow-list of peer prefixes.
+	Allow []netip.Prefix
+	// RatePPS and Burst bound the replies per second (0: unlimited).
+	RatePPS float64
+	Burst   int
+	// TWAMPLight serves RFC 5357 TWAMP Light senders: requests from 41
+	// octets, the octets after the base packet are padding, not TLVs.
+	TWAMPLight bool
+	// MaxSessions bounds the stateful session table (default 4096);
+	// SessionIdle expires idle sessions (default 5 minutes).
+	MaxSessions int
+	SessionIdle time.Duration
+	// Timestamp is the format of T2 and T3 (NTP default, or PTP).
+	Timestamp TimestampFormat
+	// TAIOffset is TAI−UTC for the PTP format (default 37 s).
+	TAIOffset time.Duration
+	// Clock gives the time quality for the Error Estimate (default: the
+	// kernel's NTP state). Receive timestamps always come from the kernel.
+	Clock ClockSource
+	// Batch is the number of packets per recvmmsg/sendmmsg (default 32).
+	Batch int
+	// MaxPacket is the largest request served (default 4096 octets).
+	MaxPacket int
+}
+
+func (c *ReflectorConfig) normalize() error {
+	if len(c.Listen) == 0 {
+		c.Listen = []netip.Addr{netip.IPv6Unspecified()}
+	}
+	if c.Port == 0 {
+		c.Port = DefaultPort
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 4096
+	}
+	if c.SessionIdle <= 0 {
+		c.SessionIdle = 5 * time.Minute
+	}
+	if c.TAIOffset == 0 {
+		c.TAIOffset = DefaultTAIOffset
+	}
+	if c.Clock == nil {
+		c.Clock = &SystemClock{}
+	}
+	if c.Batch <= 0 {
+		c.Batch = 32
+	}
+	if c.MaxPacket <= 0 {
+		c.MaxPacket = 4096
+	}
+	if c.MaxPacket < AuthBaseLen {
+		return fmt.Errorf("reflector: MaxPacket %d below the %d-octet authenticated base packet", c.MaxPacket, AuthBaseLen)
+	}
+	if c.Mode == Authenticated && len(c.Keys) == 0 {
+		return errors.New("reflector: authenticated mode needs at least one peer key")
+	}
+	if c.Mode == Authenticated && c.TWAMPLight {
+		return errors.New("reflector: TWAMP Light compatibility is unauthenticated only")
+	}
+	for _, k := range c.Keys {
+		if !k.Prefix.IsValid() || len(k.Key) == 0 {
+			return fmt.Errorf("reflector: peer key for %v: need a prefix and a non-empty key", k.Prefix)
+		}
+	}
+	if c.RatePPS < 0 || c.Burst < 0 {
+		return fmt.Errorf("reflector: rate %v pps / burst %d must not be negative", c.RatePPS, c.Burst)
+	}
+	return nil
+}
+
+// Reflector is a STAMP Session-Reflector (RFC 8762 §4.3, RFC 8972).
+type Reflector struct {
+	cfg      ReflectorConfig
+	log      *zap.Logger
+	cnt      counters
+	sessions *sessionTable
+	limiter  *tokenBucket
+	conns    []*net.UDPConn
+}
+
+// NewReflector validates cfg and binds the sockets, so a busy port is an
+// error here rather than in Run.
+func NewReflector(cfg ReflectorConfig, log *zap.Logger) (*Reflector, error) {
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	r := &Reflector{cfg: cfg, log: log}
+	if cfg.Stateful {
+		r.sessions = &sessionTable{m: make(map[sessKey]*session), max: cfg.MaxSessions, idle: cfg.SessionIdle}
+	}
+	if cfg.RatePPS > 0 {
+		burst := float64(max(cfg.Burst, 1))
+		r.limiter = &tokenBucket{rate: cfg.RatePPS, burst: burst, tokens: burst}
+	}
+	for _, a := range cfg.Listen {
+		c, err := listenUDP(netip.AddrPortFrom(a, cfg.Port), true)
+		if err != nil {
+			r.close()
+			return nil, err
+		}
+		r.conns = append(r.conns, c)
+	}
+	return r, nil
+}
+
+// listenUDP opens an AF_INET6 socket (IPv4 through v4-mapped addresses)
+// with the receive options parseOOB reads.
+func listenUDP(ap netip.AddrPort, recvOpts bool) (*net.UDPConn, error) {
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socket for %v: %w", ap, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unix.Close(fd)
+		}
+	}()
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
+		return nil, fmt.Errorf("IPV6_V6ONLY on %v: %w", ap, err)
+	}
+	if recvOpts {
+		if err := setRecvOpts(fd, true); err != nil {
+			return nil, fmt.Errorf("receive options on %v: %w", ap, err)
+		}
+	}
+	// Room for bursts: a CPE reflector must not drop because it was
+	// descheduled for a millisecond.
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<21)
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<21)
+	sa := &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+	if err := unix.Bind(fd, sa); err != nil {
+		return nil, fmt.Errorf("bind %v: %w", ap, err)
+	}
+	f := os.NewFile(uintptr(fd), "stamp-"+ap.String())
+	ok = true
+	pc, err := net.FilePacketConn(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("socket for %v: %w", ap, err)
+	}
+	return pc.(*net.UDPConn), nil
+}
+
+func (r *Reflector) close() {
+	for _, c := range r.conns {
+		c.Close()
+	}
+}
+
+// Addrs returns the bound local addresses.
+func (r *Reflector) Addrs() []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, c := range r.conns {
+		out = append(out, c.LocalAddr().(*net.UDPAddr).AddrPort())
+	}
+	return out
+}
+
+// Stats returns a snapshot of the counters.
+func (r *Reflector) Stats() ReflectorStats {
+	s := r.cnt.snapshot()
+	if r.sessions != nil {
+		s.Sessions = r.sessions.len()
+	}
+	return s
+}
+
+// Run serves until ctx is cancelled, then closes the sockets. It returns
+// nil after a cancellation and the first socket error otherwise.
+func (r *Reflector) Run(ctx context.Context) error {
+	defer r.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(r.conns))
+	for _, c := range r.conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.serve(ctx, c); err != nil && ctx.Err() == nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+	go func() {
+		<-ctx.Done()
+		r.close() // unblocks the workers
+	}()
+	if r.sessions != nil {
+		go func() {
+			t := time.NewTicker(r.cfg.SessionIdle / 2)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case now := <-t.C:
+					r.sessions.expire(now)
+				}
+			}
+		}()
+	}
+	r.log.Info("stamp reflector serving", zap.Any("listen", r.Addrs()), zap.Stringer("mode", r.cfg.Mode),
+		zap.Bool("stateful", r.cfg.Stateful), zap.Bool("twamp_light", r.cfg.TWAMPLight))
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// serve is one worker: recvmmsg a batch, build the replies, stamp T3 once
+// for the batch just before sendmmsg.
+func (r *Reflector) serve(ctx context.Context, c *net.UDPConn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	port := c.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+	cr := newCore(&r.cfg, &r.cnt, r.sessions, r.limiter)
+	in := newBatch(r.cfg.Batch, r.cfg.MaxPacket+1)
+	out := newBatch(r.cfg.Batch, r.cfg.MaxPacket+1)
+	replies := make([]reply, r.cfg.Batch)
+	dsts := make([]netip.AddrPort, r.cfg.Batch)
+	var m rxMeta
+	for ctx.Err() == nil {
+		in.prepRecv()
+		var n int
+		var errno syscall.Errno
+		err := rc.Read(func(fd uintptr) bool {
+			n, errno = mmsg(unix.SYS_RECVMMSG, fd, in.msgs, unix.MSG_DONTWAIT)
+			return errno != unix.EAGAIN && errno != unix.EINTR
+		})
+		if err != nil {
+			return fmt.Errorf("reflector %v: %w", c.LocalAddr(), err)
+		}
+		if errno != 0 {
+			return fmt.Errorf("reflector %v: recvmmsg: %w", c.LocalAddr(), errno)
+		}
+		k := 0
+		for i := 0; i < n; i++ {
+			r.cnt.inc(cntReceived)
+			h := &in.msgs[i]
+			if h.hdr.Flags&unix.MSG_TRUNC != 0 || int(h.n) > r.cfg.MaxPacket {
+				r.cnt.inc(int(dropTooLong))
+				continue
+			}
+			m.src = sockaddrAddr(&in.names[i])
+			parseOOB(in.oobs[i][:h.hdr.Controllen], &m, port)
+			if m.rx.IsZero() {
+				m.rx = r.cfg.Clock.Now()
+			}
+			rp, reason := cr.reflect(in.bufs[i][:h.n:h.n], &m, out.bufs[k])
+			if reason != dropNone {
+				r.cnt.inc(int(reason))
+				continue
+			}
+			oobN := putReplyOOB(out.oobs[k], m.dst.Addr(), m.ifindex, rp.tclass)
+			out.prepSend(k, rp.n, m.src, oobN)
+			replies[k], dsts[k] = rp, m.src
+			k++
+		}
+		if k == 0 {
+			continue
+		}
+		now := r.cfg.Clock.Now()
+		st := cr.st
+		t3, ee := st.encode(now), st.estimate()
+		for i := 0; i < k; i++ {
+			cr.finish(&replies[i], out.bufs[i], t3, ee)
+		}
+		r.send(rc, out, k, dsts)
+	}
+	return nil
+}
+
+// send pushes k prepared messages with sendmmsg, skipping (and counting)
+// a message the kernel refuses so one bad peer cannot stall the batch.
+func (r *Reflector) send(rc syscall.RawConn, out *batch, k int, dsts []netip.AddrPort) {
+	for off := 0; off < k; {
+		var n int
+		var errno syscall.Errno
+		err := rc.Write(func(fd uintptr) bool {
+			n, errno = mmsg(unix.SYS_SENDMMSG, fd, out.msgs[off:k], 0)
+			return errno != unix.EAGAIN && errno != unix.EINTR
+		})
+		if err != nil {
+			r.cnt[dropSendError].Add(uint64(k - off))
+			return
+		}
+		if errno != 0 || n <= 0 {
+			r.cnt.inc(int(dropSendError))
+			if ce := r.log.Check(zap.DebugLevel, "stamp reply not sent"); ce != nil {
+				ce.Write(zap.Stringer("peer", dsts[off]), zap.Error(errno))
+			}
+			off++
+			continue
+		}
+		r.cnt[cntReflected].Add(uint64(n))
+		off += n
+	}
+}
