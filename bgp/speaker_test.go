@@ -1,0 +1,199 @@
+package bgp
+
+import (
+	"context"
+	"net/netip"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/srv6cpe/srv6cpe/srv6"
+)
+
+// twoSpeakers starts A (127.0.0.1, active) and B (127.0.0.2, passive) in one
+// AS, peering directly over loopback.
+func twoSpeakers(t testing.TB) (a, b *Speaker, stopA, stopB func()) {
+	t.Helper()
+	portB := freePort(t, "127.0.0.2")
+	var err error
+	a, err = New(Config{
+		LocalAS: 65000, RouterID: "10.0.0.1", ListenPort: -1,
+		Neighbors: []Neighbor{{Address: "127.0.0.2", RemoteAS: 65000, Port: uint16(portB), SourceAddress: "127.0.0.1", ConnectRetry: 1}},
+	}, testLogger(t, "A"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = New(Config{
+		LocalAS: 65000, RouterID: "10.0.0.2", ListenPort: portB, ListenAddresses: []string{"127.0.0.2"},
+		Neighbors: []Neighbor{{Address: "127.0.0.1", RemoteAS: 65000, Passive: true}},
+	}, testLogger(t, "B"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopB = runSpeaker(t, b)
+	stopA = runSpeaker(t, a)
+	return a, b, stopA, stopB
+}
+
+func exportA(sid string) []Export {
+	return []Export{{
+		Instance: "red", RD: "65000:1", ExportRTs: []string{"65000:100"},
+		Prefixes: prefixes("192.168.1.0/24", "2001:db8:1::/64"),
+		SID:      netip.MustParseAddr(sid), Behavior: srv6.EndDT46, Structure: testStructure,
+		NextHop: netip.MustParseAddr("2001:db8:ffff::1"),
+	}, {
+		Instance: "blue", RD: "10.0.0.1:2", ExportRTs: []string{"65000:200"},
+		Prefixes: prefixes("10.1.0.0/16"),
+		SID:      netip.MustParseAddr("fd00:a:0:0:200::"), Behavior: srv6.EndDX4, Structure: testStructure,
+		NextHop: netip.MustParseAddr("2001:db8:ffff::1"),
+	}}
+}
+
+func TestTwoSpeakersExchangeRenumberWithdraw(t *testing.T) {
+	a, b, stopA, _ := twoSpeakers(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// A exports before and after Run alike; B imports red only.
+	if err := a.SetExports(exportA("fd00:a:0:0:100::")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetImports([]ImportPolicy{{Instance: "red", ImportRTs: []string{"65000:100"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetImports([]ImportPolicy{{Instance: "red", ImportRTs: []string{"65000:100"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// B's own export carries the RT it imports: it must not come back as a route.
+	if err := b.SetExports([]Export{{
+		Instance: "red", RD: "65000:11", ExportRTs: []string{"65000:100"},
+		Prefixes: prefixes("192.168.2.0/24"),
+		SID:      netip.MustParseAddr("fd00:b:0:0:100::"), Behavior: srv6.EndDT4, Structure: testStructure,
+		NextHop: netip.MustParseAddr("2001:db8:ffff::2"),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	wa, wb := a.Watch(ctx), b.Watch(ctx)
+	waitEstablished(t, a, 10*time.Second)
+
+	rs := waitRoutes(t, wb, 10*time.Second, "B learns red from A", func(rs []Route) bool {
+		return len(rs) == 2 && hasRoute(rs, "red", "192.168.1.0/24", "fd00:a:0:0:100::") && hasRoute(rs, "red", "2001:db8:1::/64", "fd00:a:0:0:100::")
+	})
+	for _, r := range rs {
+		if r.Behavior != srv6.EndDT46 || r.NextHop != netip.MustParseAddr("2001:db8:ffff::1") || r.RD != "65000:1" {
+			t.Errorf("route %+v: want End.DT46, next hop 2001:db8:ffff::1, RD 65000:1", r)
+		}
+	}
+	waitRoutes(t, wa, 10*time.Second, "A learns B's red route", func(rs []Route) bool {
+		return len(rs) == 1 && hasRoute(rs, "red", "192.168.2.0/24", "fd00:b:0:0:100::") && rs[0].Behavior == srv6.EndDT4
+	})
+	if got := b.Routes(); len(got) != 2 {
+		t.Errorf("B.Routes() = %d routes, want 2:\n%s", len(got), fmtRoutes(got))
+	}
+
+	// RT filtering: importing blue's RT on B brings the End.DX4 route in.
+	if err := b.SetImports([]ImportPolicy{
+		{Instance: "red", ImportRTs: []string{"65000:100"}},
+		{Instance: "blue", ImportRTs: []string{"65000:200"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitRoutes(t, wb, 10*time.Second, "B imports blue", func(rs []Route) bool {
+		for _, r := range rs {
+			if r.Instance == "blue" && r.Prefix == netip.MustParsePrefix("10.1.0.0/16") {
+				return r.Behavior == srv6.EndDX4 && r.RD == "10.0.0.1:2" && len(rs) == 3
+			}
+		}
+		return false
+	})
+
+	// Renumbering: a new SID replaces the old one; the old one is gone.
+	if err := a.SetExports(exportA("fd00:a:0:0:999::")); err != nil {
+		t.Fatal(err)
+	}
+	waitRoutes(t, wb, 10*time.Second, "B moves to the new SID", func(rs []Route) bool {
+		for _, r := range rs {
+			if r.Instance == "red" && r.SID != netip.MustParseAddr("fd00:a:0:0:999::") {
+				return false
+			}
+		}
+		return hasRoute(rs, "red", "192.168.1.0/24", "fd00:a:0:0:999::") && hasRoute(rs, "red", "2001:db8:1::/64", "fd00:a:0:0:999::")
+	})
+
+	// Withdrawal: dropping a prefix from the export withdraws it.
+	ex := exportA("fd00:a:0:0:999::")
+	ex[0].Prefixes = prefixes("192.168.1.0/24")
+	if err := a.SetExports(ex); err != nil {
+		t.Fatal(err)
+	}
+	waitRoutes(t, wb, 10*time.Second, "B loses 2001:db8:1::/64", func(rs []Route) bool {
+		return !hasPrefix(rs, "2001:db8:1::/64") && hasPrefix(rs, "192.168.1.0/24")
+	})
+
+	ps := b.Peers()
+	if len(ps) != 1 || ps[0].State != StateEstablished || ps[0].PrefixesReceived != 2 || ps[0].PrefixesSent != 1 {
+		t.Errorf("B.Peers() = %+v, want established, 2 received, 1 sent", ps)
+	}
+
+	// A stops: its session goes down and B's routes from A go with it.
+	stopA()
+	waitRoutes(t, wb, 10*time.Second, "B drops A's routes when A stops", func(rs []Route) bool { return len(rs) == 0 })
+	if ps := a.Peers(); ps[0].State != StateIdle {
+		t.Errorf("A.Peers() after stop = %+v, want idle", ps)
+	}
+	if err := a.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "already ran") {
+		t.Errorf("second Run: %v, want an error", err)
+	}
+}
+
+func TestExportsValidatedBeforeApplying(t *testing.T) {
+	s, err := New(Config{LocalAS: 65000, RouterID: "10.0.0.1", ListenPort: -1}, testLogger(t, "S"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := exportA("fd00:a:0:0:100::")
+	if err := s.SetExports(good); err != nil {
+		t.Fatal(err)
+	}
+	bad := exportA("fd00:a:0:0:100::")
+	bad[1].RD = "65000:x"
+	err = s.SetExports(bad)
+	if err == nil || !strings.Contains(err.Error(), `"65000:x"`) || !strings.Contains(err.Error(), `"blue"`) {
+		t.Fatalf("SetExports(bad RD) = %v, want an error naming the RD and the instance", err)
+	}
+	if len(s.desired) != 3 {
+		t.Errorf("a rejected SetExports changed the desired set: %d paths, want 3", len(s.desired))
+	}
+	if err := s.SetImports([]ImportPolicy{{Instance: "red", ImportRTs: []string{"1.2.3:4"}}}); err == nil || !strings.Contains(err.Error(), `"1.2.3:4"`) {
+		t.Errorf("SetImports(bad RT) = %v, want an error naming it", err)
+	}
+}
+
+// TestRunStopsCleanly checks that cancelling Run leaves no goroutine behind:
+// GoBGP's server loop, FSMs, listeners, watchers and our publisher all end.
+func TestRunStopsCleanly(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		a, b, stopA, stopB := twoSpeakers(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := a.SetExports(exportA("fd00:a:0:0:100::")); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.SetImports([]ImportPolicy{{Instance: "red", ImportRTs: []string{"65000:100"}}}); err != nil {
+			t.Fatal(err)
+		}
+		waitRoutes(t, b.Watch(ctx), 10*time.Second, "B learns red", func(rs []Route) bool { return len(rs) == 2 })
+		cancel()
+		stopA()
+		stopB()
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines left running (before: %d):\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
+}
