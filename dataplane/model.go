@@ -404,16 +404,25 @@ func localVal(s LocalSID, caps Capabilities, vt map[string]int, bsid bool) (rval
 	switch s.Behavior {
 	case srv6.End:
 	case srv6.EndX:
+		if !s.NH6.IsValid() {
+			return rval{}, fmt.Errorf("%s: needs NH6, the IPv6 next hop", what)
+		}
 		if !s.NH6.Is6() || s.NH6.IsUnspecified() || s.NH6.Is4In6() {
 			return rval{}, fmt.Errorf("%s: next hop %s is not an IPv6 address", what, s.NH6)
 		}
 		v.NH = s.NH6.WithZone("")
 	case srv6.EndDX4:
+		if !s.NH4.IsValid() {
+			return rval{}, fmt.Errorf("%s: needs NH4 (0.0.0.0 = look the inner destination up)", what)
+		}
 		if !s.NH4.Is4() {
 			return rval{}, fmt.Errorf("%s: next hop %s is not an IPv4 address (0.0.0.0 = look up)", what, s.NH4)
 		}
 		v.NH = s.NH4
 	case srv6.EndDX6:
+		if !s.NH6.IsValid() {
+			return rval{}, fmt.Errorf("%s: needs NH6 (:: = look the inner destination up)", what)
+		}
 		if !s.NH6.Is6() || s.NH6.Is4In6() {
 			return rval{}, fmt.Errorf("%s: next hop %s is not an IPv6 address (:: = look up)", what, s.NH6)
 		}
