@@ -96,7 +96,7 @@ func TestNormalize(t *testing.T) {
 		Locators: []netip.Prefix{mustPrefix("2001:db8:2::/48"), mustPrefix("2001:db8:1::/48")},
 		LocalSIDs: []LocalSID{
 			{SID: mustAddr("2001:db8:1::3"), Behavior: srv6.EndDT4, Table: 10, VRF: "blue"},
-			{SID: mustAddr("2001:db8:1::2"), Behavior: srv6.EndDT6, Table: 20},                      // table of VRF red
+			{SID: mustAddr("2001:db8:1::2"), Behavior: srv6.EndDT6, Table: 20},                       // table of VRF red
 			{SID: mustAddr("2001:db8:1::1"), Behavior: srv6.End, NH4: mustAddr("1.2.3.4"), Table: 9}, // unused fields
 			{SID: mustAddr("2001:db8:1::b"), Behavior: srv6.EndB6Encaps, Segments: addrs("2001:db8:9::1")},
 		},
