@@ -84,7 +84,7 @@ func mustDial(t *testing.T, cfg TransportConfig) *sessionConn {
 	return c
 }
 
-func post(t *testing.T, c *sessionConn, body string) (int, string) {
+func sessPost(t *testing.T, c *sessionConn, body string) (int, string) {
 	t.Helper()
 	code, resp, err := c.Post(context.Background(), []byte(body))
 	if err != nil {
@@ -102,11 +102,11 @@ func TestSessionHeadersCookiesOneConnection(t *testing.T) {
 		_, _ = io.WriteString(w, "<ok/>")
 	})
 	c := mustDial(t, TransportConfig{URL: a.URL + "/acs"})
-	if code, body := post(t, c, "<Inform/>"); code != 200 || body != "<ok/>" {
+	if code, body := sessPost(t, c, "<Inform/>"); code != 200 || body != "<ok/>" {
 		t.Fatalf("first post: %d %q", code, body)
 	}
-	post(t, c, "")
-	post(t, c, "<x/>")
+	sessPost(t, c, "")
+	sessPost(t, c, "<x/>")
 	reqs := a.requests()
 	if len(reqs) != 3 {
 		t.Fatalf("%d requests", len(reqs))
@@ -152,7 +152,7 @@ func TestSessionDigestOnSameConnection(t *testing.T) {
 	})
 	c := mustDial(t, TransportConfig{URL: a.URL + "/cwmp?x=1", Username: "cpe", Password: "pw"})
 	for i := range 4 {
-		if code, _ := post(t, c, "<m/>"); code != 200 {
+		if code, _ := sessPost(t, c, "<m/>"); code != 200 {
 			t.Fatalf("post %d: status %d", i, code)
 		}
 	}
@@ -164,7 +164,7 @@ func TestSessionDigestOnSameConnection(t *testing.T) {
 	}
 
 	bad := mustDial(t, TransportConfig{URL: a.URL + "/cwmp", Username: "cpe", Password: "wrong"})
-	if code, _ := post(t, bad, "<m/>"); code != 401 {
+	if code, _ := sessPost(t, bad, "<m/>"); code != 401 {
 		t.Errorf("wrong password: status %d, want 401", code)
 	}
 }
@@ -180,7 +180,7 @@ func TestSessionBasicAuth(t *testing.T) {
 	})
 	c := mustDial(t, TransportConfig{URL: a.URL, Username: "cpe", Password: "pw"})
 	for range 2 {
-		if code, _ := post(t, c, ""); code != 204 {
+		if code, _ := sessPost(t, c, ""); code != 204 {
 			t.Fatalf("status %d", code)
 		}
 	}
@@ -222,7 +222,7 @@ func TestSessionRedirect(t *testing.T) {
 	})
 	c := mustDial(t, TransportConfig{URL: origin.URL})
 	for range 2 {
-		if code, body := post(t, c, "<m/>"); code != 200 || body != "there" {
+		if code, body := sessPost(t, c, "<m/>"); code != 200 || body != "there" {
 			t.Fatalf("%d %q", code, body)
 		}
 	}
@@ -255,7 +255,7 @@ func TestSessionTLS(t *testing.T) {
 		t.Fatalf("%d HTTP requests reached the server over a rejected TLS connection", n)
 	}
 	c := mustDial(t, TransportConfig{URL: a.URL, CABundle: ca})
-	if code, _ := post(t, c, ""); code != 204 {
+	if code, _ := sessPost(t, c, ""); code != 204 {
 		t.Fatalf("trusted via CA bundle: status %d", code)
 	}
 	// The certificate names 127.0.0.1 and example.com, not localhost.
@@ -264,7 +264,7 @@ func TestSessionTLS(t *testing.T) {
 		t.Fatal("certificate accepted for a host name it does not carry")
 	}
 	ic := mustDial(t, TransportConfig{URL: "https://localhost:" + port, InsecureSkipTLSVerify: true})
-	if code, _ := post(t, ic, ""); code != 204 {
+	if code, _ := sessPost(t, ic, ""); code != 204 {
 		t.Fatalf("insecure: status %d", code)
 	}
 	if _, err := dialSession(context.Background(), TransportConfig{URL: a.URL, CABundle: filepath.Join(dir, "none.pem")}); err == nil {
@@ -295,7 +295,7 @@ func TestSessionClientCertificate(t *testing.T) {
 	writePEM(t, ca, "CERTIFICATE", a.Certificate().Raw)
 
 	c := mustDial(t, TransportConfig{URL: a.URL, CABundle: ca, ClientCert: certFile, ClientKey: keyFile})
-	if code, _ := post(t, c, ""); code != 204 {
+	if code, _ := sessPost(t, c, ""); code != 204 {
 		t.Fatalf("with client certificate: status %d", code)
 	}
 	// Without one the server refuses during or right after the handshake.
