@@ -15,7 +15,7 @@ const (
 	maxEvents      = 64
 	maxDevIDField  = 64
 	maxMethodName  = 64
-	maxTransfers   = 16
+	maxTransferList   = 16
 )
 
 // ---- CPE -> ACS encoders ----
@@ -145,8 +145,8 @@ func (m UploadResponse) encode(e *etree.Element) {
 
 func (m GetQueuedTransfersResponse) encode(e *etree.Element) {
 	ts := m.Transfers
-	if len(ts) > maxTransfers {
-		ts = ts[:maxTransfers]
+	if len(ts) > maxTransferList {
+		ts = ts[:maxTransferList]
 	}
 	l := array(e, "TransferList", "cwmp:QueuedTransferStruct", len(ts))
 	for _, t := range ts {
@@ -158,8 +158,8 @@ func (m GetQueuedTransfersResponse) encode(e *etree.Element) {
 
 func (m GetAllQueuedTransfersResponse) encode(e *etree.Element) {
 	ts := m.Transfers
-	if len(ts) > maxTransfers {
-		ts = ts[:maxTransfers]
+	if len(ts) > maxTransferList {
+		ts = ts[:maxTransferList]
 	}
 	l := array(e, "TransferList", "cwmp:AllQueuedTransferStruct", len(ts))
 	for _, t := range ts {
