@@ -9,13 +9,13 @@ import (
 
 // Schema length limits used when emitting (cwmp-1-2.xsd).
 const (
-	maxCommandKey  = 32
-	maxNameLen     = 256
-	maxFaultString = 256
-	maxEvents      = 64
-	maxDevIDField  = 64
-	maxMethodName  = 64
-	maxTransferList   = 16
+	maxCommandKey   = 32
+	maxNameLen      = 256
+	maxFaultString  = 256
+	maxEvents       = 64
+	maxDevIDField   = 64
+	maxMethodName   = 64
+	maxTransferList = 16
 )
 
 // ---- CPE -> ACS encoders ----

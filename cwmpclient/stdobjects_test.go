@@ -9,8 +9,11 @@ import (
 
 type noteCommitter struct{ changes []Change }
 
-func (n *noteCommitter) Commit(_ Values, ch []Change) error { n.changes = append(n.changes, ch...); return nil }
-func (n *noteCommitter) Rollback(Values, []Change)          {}
+func (n *noteCommitter) Commit(_ Values, ch []Change) error {
+	n.changes = append(n.changes, ch...)
+	return nil
+}
+func (n *noteCommitter) Rollback(Values, []Change) {}
 
 func stdTree(t testing.TB, store Store, ifs []IPInterface) (*Tree, *noteCommitter) {
 	t.Helper()
