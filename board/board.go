@@ -33,3 +33,8 @@ type PrefixChange struct {
 type PrefixSource interface {
 	Watch(ctx context.Context, out chan<- PrefixChange) error
 }
+
+var (
+	_ PrefixSource = (*StaticPrefix)(nil)
+	_ PrefixSource = (*NetlinkPrefix)(nil)
+)

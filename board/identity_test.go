@@ -2,10 +2,13 @@ package board
 
 import (
 	"net"
+	"net/url"
 	"runtime"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"unicode"
+	"unicode/utf8"
 )
 
 func file(s string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(s)} }
@@ -170,4 +173,53 @@ func TestDeviceID(t *testing.T) {
 			t.Errorf("%+v.DeviceID() = %q, want %q", tc.id, got, tc.want)
 		}
 	}
+}
+
+// DeviceID must always split back into its three parts, each unescaping to
+// the original value: that is what the TR-069 escaping is for.
+func FuzzDeviceID(f *testing.F) {
+	f.Add("CPE-X", "SN-4711/B")
+	f.Add("Pi 4", "é%")
+	f.Add("", "a-b")
+	f.Fuzz(func(t *testing.T, productClass, serial string) {
+		if productClass == "" {
+			return // the two-part form is covered by TestDeviceID
+		}
+		id := Identity{OUI: "00A0C9", ProductClass: productClass, SerialNumber: serial}.DeviceID()
+		parts := strings.Split(id, "-")
+		if len(parts) != 3 {
+			t.Fatalf("DeviceID %q has %d parts, want 3", id, len(parts))
+		}
+		for i, want := range []string{"00A0C9", productClass, serial} {
+			got, err := url.PathUnescape(parts[i])
+			if err != nil || got != want {
+				t.Fatalf("part %d of %q unescapes to %q (%v), want %q", i, id, got, err, want)
+			}
+			if strings.Trim(parts[i], "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_%") != "" {
+				t.Fatalf("part %d of %q holds characters TR-069 wants escaped", i, id)
+			}
+		}
+	})
+}
+
+// Whatever a DMI file or a config holds, a cleaned identity string is valid
+// UTF-8, printable, trimmed, at most 64 characters, and stable.
+func FuzzCleanIdentity(f *testing.F) {
+	f.Add("To Be Filled By O.E.M.\n")
+	f.Add("Raspberry Pi 4\x00")
+	f.Add("\xff\xfe  x\t\ty ")
+	f.Fuzz(func(t *testing.T, s string) {
+		c := cleanIdentity(s)
+		if !utf8.ValidString(c) || utf8.RuneCountInString(c) > maxIdentityLen || c != strings.TrimSpace(c) {
+			t.Fatalf("cleanIdentity(%q) = %q", s, c)
+		}
+		for _, r := range c {
+			if !unicode.IsPrint(r) {
+				t.Fatalf("cleanIdentity(%q) = %q holds unprintable %U", s, c, r)
+			}
+		}
+		if again := cleanIdentity(c); again != c {
+			t.Fatalf("cleanIdentity not idempotent: %q -> %q -> %q", s, c, again)
+		}
+	})
 }
