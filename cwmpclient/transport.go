@@ -202,9 +202,14 @@ func (c *sessionConn) Post(ctx context.Context, body []byte) (int, []byte, error
 			// the method in the body, so its value is empty.
 			req.Header["SOAPAction"] = []string{""}
 		}
-		resp, respBody, err := c.auth.do(c.tr, c.jar, req, body, c.maxBody)
+		resp, err := c.auth.roundTrip(c.tr, c.jar, req, body)
 		if err != nil {
 			return 0, nil, err
+		}
+		respBody, err := readCapped(resp.Body, resp.ContentLength, c.maxBody)
+		resp.Body.Close()
+		if err != nil {
+			return 0, nil, fmt.Errorf("response from %s: %w", c.target, err)
 		}
 		switch resp.StatusCode {
 		case http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
@@ -245,9 +250,10 @@ type httpAuth struct {
 	basic      bool
 }
 
-// do sends req (whose body is body) through rt, answering at most one
-// challenge per call, and reads the response body up to maxBody bytes.
-func (a *httpAuth) do(rt http.RoundTripper, jar http.CookieJar, req *http.Request, body []byte, maxBody int64) (*http.Response, []byte, error) {
+// roundTrip sends req (whose body is body) through rt with the session's
+// cookies, answering at most one challenge, and returns the response with
+// its body unread.
+func (a *httpAuth) roundTrip(rt http.RoundTripper, jar http.CookieJar, req *http.Request, body []byte) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		r := req.Clone(req.Context())
 		r.Body, r.ContentLength = http.NoBody, 0
@@ -260,23 +266,21 @@ func (a *httpAuth) do(rt http.RoundTripper, jar http.CookieJar, req *http.Reques
 			}
 		}
 		if err := a.authorize(r); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		resp, err := rt.RoundTrip(r)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s %s: %w", r.Method, r.URL, err)
+			return nil, fmt.Errorf("%s %s: %w", r.Method, r.URL, err)
 		}
 		if jar != nil {
 			jar.SetCookies(r.URL, resp.Cookies())
 		}
-		data, err := readCapped(resp.Body, resp.ContentLength, maxBody)
-		resp.Body.Close()
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s %s: response: %w", r.Method, r.URL, err)
-		}
 		if resp.StatusCode != http.StatusUnauthorized || attempt > 0 || !a.learn(resp.Header) {
-			return resp, data, nil
+			return resp, nil
 		}
+		// Drain a little so the connection can carry the retry.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
 	}
 }
 
