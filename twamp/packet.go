@@ -177,6 +177,13 @@ func putT3(b []byte, m Mode, ts uint64, ee ErrorEstimate) {
 	binary.BigEndian.PutUint16(b[l.ee:], uint16(ee))
 }
 
+// putT1 rewrites the sender's timestamp and error estimate in place.
+func putT1(b []byte, m Mode, ts uint64, ee ErrorEstimate) {
+	l := senderLayout(m)
+	binary.BigEndian.PutUint64(b[l.ts:], ts)
+	binary.BigEndian.PutUint16(b[l.ee:], uint16(ee))
+}
+
 // Signer computes STAMP HMACs with one key. It reuses its hash state, so a
 // Signer is not safe for concurrent use; each worker keeps its own.
 type Signer struct {

@@ -1,0 +1,626 @@
+package twamp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// SenderConfig configures one Session-Sender test session. Zero values take
+// the documented defaults.
+//
+// SRv6: with Segments the probes travel the segment list. The sender puts
+// the SRH on its own socket (IPV6_RTHDR with a type-4 routing header)
+// rather than using an encapsulation route selected with SO_MARK: the
+// session then needs no route, rule or mark in the dataplane, works for
+// any number of concurrent sessions with different lists towards the same
+// reflector, leaves nothing behind if the process dies, and the path
+// measured is exactly the list configured, not whatever a route says at
+// the time. The reflector's ingress interface needs seg6_enabled (the
+// kernel drops SRH packets otherwise, even with Segments Left 0).
+type SenderConfig struct {
+	// Name identifies the session in events and logs.
+	Name string
+	// Dst is the reflector (port 0: 862). In loopback mode it is unused.
+	Dst netip.AddrPort
+	// Src and SrcPort are the local address and port (default: chosen by
+	// the kernel). Loopback mode needs Src or finds it by route lookup.
+	Src     netip.Addr
+	SrcPort uint16
+	// Interval between packets (default 1 s); Count packets then stop
+	// (0: until the context ends).
+	Interval time.Duration
+	Count    int
+	// Timeout after which an unanswered packet is lost (default 2 s).
+	Timeout time.Duration
+	// Padding octets: an Extra Padding TLV (STAMP), raw zeros (TWAMPLight).
+	Padding int
+	// DSCP of the test packets.
+	DSCP uint8
+	// SSID identifies the session at the reflector (RFC 8972 §3).
+	SSID uint16
+	// Mode and Key: authenticated mode signs with Key; Key also signs an
+	// HMAC TLV when TLVs.HMAC is set.
+	Mode Mode
+	Key  []byte
+	// TLVs to put in each packet (not in TWAMPLight mode).
+	TLVs TLVSet
+	// TWAMPLight sends RFC 5357 TWAMP Light packets (no TLVs).
+	TWAMPLight bool
+	// Segments is the SRv6 segment list the probes follow.
+	Segments []netip.Addr
+	// Loopback selects enhanced loopback mode (draft-ietf-spring-stamp-srpm
+	// §3.1, §4.2): the probe goes along Segments, the last SID decapsulates
+	// and an inner IPv6 header brings it back to Src. Needs CAP_NET_RAW.
+	Loopback bool
+	// StatefulReflector says the reflector keeps its own sequence numbers,
+	// so loss is split by direction.
+	StatefulReflector bool
+	// ClocksSynced enables one-way delays (T2−T1, T4−T3).
+	ClocksSynced bool
+	// Timestamp format of T1 (NTP default), TAIOffset for PTP (default 37 s).
+	Timestamp TimestampFormat
+	TAIOffset time.Duration
+	// Clock (default: SystemClock).
+	Clock ClockSource
+	// Window is the metrics window (default 10 s).
+	Window time.Duration
+	// Notify configures the threshold notifications.
+	Notify NotifyConfig
+	// Callbacks run on the session's goroutines and must not block.
+	OnSample func(Sample)
+	OnWindow func(Metrics)
+	OnEvent  func(Event)
+}
+
+func (c *SenderConfig) normalize() error {
+	if c.Interval <= 0 {
+		c.Interval = time.Second
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 2 * time.Second
+	}
+	if c.TAIOffset == 0 {
+		c.TAIOffset = DefaultTAIOffset
+	}
+	if c.Clock == nil {
+		c.Clock = &SystemClock{}
+	}
+	if c.Window <= 0 {
+		c.Window = 10 * time.Second
+	}
+	if c.Dst.Port() == 0 {
+		c.Dst = netip.AddrPortFrom(c.Dst.Addr(), DefaultPort)
+	}
+	if c.Count < 0 || c.Padding < 0 || c.Padding > 9000 || c.DSCP > 63 {
+		return fmt.Errorf("sender %q: count %d, padding %d, DSCP %d: out of range", c.Name, c.Count, c.Padding, c.DSCP)
+	}
+	if c.Mode == Authenticated && len(c.Key) == 0 {
+		return fmt.Errorf("sender %q: authenticated mode needs a key", c.Name)
+	}
+	if c.TLVs.HMAC && len(c.Key) == 0 {
+		return fmt.Errorf("sender %q: HMAC TLV needs a key", c.Name)
+	}
+	if c.Loopback || len(c.Segments) > 0 {
+		if err := checkSegments(c.Segments); err != nil {
+			return fmt.Errorf("sender %q: %w", c.Name, err)
+		}
+	}
+	if c.Loopback && c.Mode == Authenticated {
+		return fmt.Errorf("sender %q: loopback mode is unauthenticated (no reflector holds a key)", c.Name)
+	}
+	if !c.Loopback && !c.Dst.Addr().IsValid() {
+		return fmt.Errorf("sender %q: no reflector address", c.Name)
+	}
+	return nil
+}
+
+// slot is one packet in flight.
+type slot struct {
+	seq  uint32
+	t1   time.Time
+	ts   uint64 // T1 as written, to recognise the echo
+	used bool
+}
+
+// Sender runs one STAMP test session.
+type Sender struct {
+	cfg    SenderConfig
+	log    *zap.Logger
+	conn   *net.UDPConn
+	raw    int // loopback raw socket, -1 if none
+	local  netip.AddrPort
+	st     stamper
+	signer *Signer
+
+	mu       sync.Mutex
+	slots    []slot
+	seq      uint32
+	total    accumulator
+	window   accumulator
+	notifier *Notifier
+	pkt      []byte
+	sendErrs uint64
+}
+
+// NewSender validates cfg and opens the session's sockets.
+func NewSender(cfg SenderConfig, log *zap.Logger) (*Sender, error) {
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	s := &Sender{cfg: cfg, log: log, raw: -1,
+		st:       stamper{clock: cfg.Clock, format: cfg.Timestamp, taiOffset: cfg.TAIOffset},
+		notifier: NewNotifier(cfg.Name, cfg.Notify)}
+	if len(cfg.Key) > 0 {
+		s.signer = NewSigner(cfg.Key)
+	}
+	n := 1
+	for n < int(cfg.Timeout/cfg.Interval)+2 && n < 1<<16 {
+		n <<= 1
+	}
+	s.slots = make([]slot, n)
+	if err := s.open(); err != nil {
+		return nil, err
+	}
+	now := cfg.Clock.Now()
+	s.total.reset(now)
+	s.window.reset(now)
+	return s, nil
+}
+
+func (s *Sender) open() error {
+	src := s.cfg.Src
+	if s.cfg.Loopback && !src.IsValid() {
+		a, err := routeSource(s.cfg.Segments[0])
+		if err != nil {
+			return fmt.Errorf("sender %q: source for loopback: %w", s.cfg.Name, err)
+		}
+		src = a
+	}
+	if !src.IsValid() {
+		src = netip.IPv6Unspecified()
+	}
+	conn, err := listenUDP(netip.AddrPortFrom(src, s.cfg.SrcPort), true)
+	if err != nil {
+		return fmt.Errorf("sender %q: %w", s.cfg.Name, err)
+	}
+	s.conn = conn
+	s.local = netip.AddrPortFrom(src.Unmap(), conn.LocalAddr().(*net.UDPAddr).AddrPort().Port())
+	fail := func(err error) error {
+		conn.Close()
+		if s.raw >= 0 {
+			unix.Close(s.raw)
+		}
+		return fmt.Errorf("sender %q: %w", s.cfg.Name, err)
+	}
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return fail(err)
+	}
+	tos := int(s.cfg.DSCP) << 2
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		f := int(fd)
+		// RFC 8762 §4.2: the sender's TTL / hop limit is 255, so the
+		// reflector's Ses-Sender TTL field shows the hops taken.
+		for _, o := range [][3]int{
+			{unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, 255},
+			{unix.IPPROTO_IP, unix.IP_TTL, 255},
+			{unix.IPPROTO_IPV6, unix.IPV6_TCLASS, tos},
+			{unix.IPPROTO_IP, unix.IP_TOS, tos},
+		} {
+			if e := unix.SetsockoptInt(f, o[0], o[1], o[2]); e != nil && serr == nil {
+				serr = fmt.Errorf("socket option %d/%d: %w", o[0], o[1], e)
+			}
+		}
+		if len(s.cfg.Segments) > 0 && !s.cfg.Loopback {
+			srh, e := SocketSRH(s.cfg.Segments)
+			if e == nil {
+				e = unix.SetsockoptString(f, unix.IPPROTO_IPV6, unix.IPV6_RTHDR, string(srh))
+			}
+			if e != nil && serr == nil {
+				serr = fmt.Errorf("IPV6_RTHDR with %d segments: %w", len(s.cfg.Segments), e)
+			}
+		}
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if s.cfg.Loopback {
+		if !s.local.Addr().Is6() || s.local.Addr().IsUnspecified() {
+			return fail(fmt.Errorf("loopback needs an IPv6 source, have %v", s.local.Addr()))
+		}
+		// IPPROTO_RAW on AF_INET6 means the header is ours (IPV6_HDRINCL).
+		fd, e := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+		if e != nil {
+			return fail(fmt.Errorf("raw socket for loopback mode (needs CAP_NET_RAW): %w", e))
+		}
+		s.raw = fd
+	}
+	return nil
+}
+
+// routeSource asks the kernel which source address it would use towards dst.
+func routeSource(dst netip.Addr) (netip.Addr, error) {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9)))
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
+}
+
+// LocalAddr is the session's local address and port.
+func (s *Sender) LocalAddr() netip.AddrPort { return s.local }
+
+// Metrics returns the whole session's metrics so far.
+func (s *Sender) Metrics() Metrics {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total.metrics(s.cfg.Clock.Now(), s.cfg.StatefulReflector)
+}
+
+// State is the session's liveness.
+func (s *Sender) State() SessionState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.notifier.State()
+}
+
+// Run sends the session until Count packets are answered or timed out, or
+// ctx ends, then closes the sockets.
+func (s *Sender) Run(ctx context.Context) error {
+	defer s.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rxDone := make(chan error, 1)
+	go func() { rxDone <- s.receive(ctx) }()
+	go func() {
+		<-ctx.Done()
+		s.conn.Close()
+	}()
+	tick := time.NewTicker(s.cfg.Interval)
+	defer tick.Stop()
+	win := time.NewTicker(s.cfg.Window)
+	defer win.Stop()
+	var drain <-chan time.Time
+	s.sendOne()
+	sent := 1
+	for {
+		select {
+		case <-ctx.Done():
+			s.flushWindow()
+			<-rxDone
+			return nil
+		case err := <-rxDone:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("sender %q: %w", s.cfg.Name, err)
+		case <-tick.C:
+			s.expire()
+			if s.cfg.Count > 0 && sent >= s.cfg.Count {
+				if drain == nil {
+					drain = time.After(s.cfg.Timeout + s.cfg.Interval)
+				}
+				if s.inFlight() == 0 {
+					s.flushWindow()
+					cancel()
+				}
+				continue
+			}
+			s.sendOne()
+			sent++
+		case <-win.C:
+			s.flushWindow()
+		case <-drain:
+			s.expireAll()
+			s.flushWindow()
+			cancel()
+		}
+	}
+}
+
+func (s *Sender) close() {
+	s.conn.Close()
+	if s.raw >= 0 {
+		unix.Close(s.raw)
+		s.raw = -1
+	}
+}
+
+func (s *Sender) inFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for i := range s.slots {
+		if s.slots[i].used {
+			n++
+		}
+	}
+	return n
+}
+
+// payloadLen is the STAMP payload length of every test packet.
+func (s *Sender) payloadLen() int {
+	n := s.cfg.Mode.BaseLen()
+	if s.cfg.TWAMPLight {
+		return n + s.cfg.Padding
+	}
+	set := s.cfg.TLVs
+	if s.cfg.Padding > 0 {
+		set.ExtraPadding = s.cfg.Padding
+	}
+	return n + set.Len()
+}
+
+// sendOne sends the next packet; T1 is read just before the send call.
+func (s *Sender) sendOne() {
+	s.mu.Lock()
+	seq := s.seq
+	s.seq++
+	plen := s.payloadLen()
+	off := 0
+	if s.cfg.Loopback {
+		off = loopbackHeaderLen(len(s.cfg.Segments))
+	}
+	if len(s.pkt) != off+plen {
+		s.pkt = make([]byte, off+plen)
+	}
+	p := s.pkt[off:]
+	base := s.cfg.Mode.BaseLen()
+	h := SenderHeader{Seq: seq, SSID: s.cfg.SSID}
+	h.Put(p, s.cfg.Mode)
+	if !s.cfg.TWAMPLight {
+		set := s.cfg.TLVs
+		if s.cfg.Padding > 0 {
+			set.ExtraPadding = s.cfg.Padding
+		}
+		set.Put(p[base:], uint32(s.total.m.Sent+1))
+		if set.HMAC { // covers the sequence number and TLVs, not T1
+			SignTLVs(s.signer, p, s.cfg.Mode)
+		}
+	}
+	t1 := s.cfg.Clock.Now()
+	h.Timestamp, h.ErrorEstimate = s.st.encode(t1), s.st.estimate()
+	putT1(p, s.cfg.Mode, h.Timestamp, h.ErrorEstimate)
+	if s.cfg.Mode == Authenticated {
+		s.signer.Sign(p)
+	}
+	var err error
+	if s.cfg.Loopback {
+		n := putLoopback(s.pkt, s.local.Addr(), s.local.Port(), s.cfg.Segments, s.cfg.DSCP<<2, plen)
+		err = unix.Sendto(s.raw, s.pkt[:n], 0, &unix.SockaddrInet6{Addr: s.cfg.Segments[0].As16()})
+	} else {
+		_, err = s.conn.WriteToUDPAddrPort(p, s.cfg.Dst)
+	}
+	sl := &s.slots[int(seq)%len(s.slots)]
+	var evicted *Sample
+	if sl.used { // the ring wrapped over an unanswered packet
+		evicted = &Sample{Seq: sl.seq, Sent: sl.t1, Lost: true}
+	}
+	*sl = slot{seq: seq, t1: t1, ts: h.Timestamp, used: true}
+	s.total.sent()
+	s.window.sent()
+	if err != nil {
+		s.sendErrs++
+		sl.used = false
+		evicted2 := Sample{Seq: seq, Sent: t1, Lost: true}
+		s.mu.Unlock()
+		if ce := s.log.Check(zap.DebugLevel, "stamp probe not sent"); ce != nil {
+			ce.Write(zap.String("session", s.cfg.Name), zap.Error(err))
+		}
+		s.record(evicted, &evicted2)
+		return
+	}
+	s.mu.Unlock()
+	s.record(evicted)
+}
+
+// expire declares packets older than the timeout lost.
+func (s *Sender) expire() { s.expireBefore(s.cfg.Clock.Now().Add(-s.cfg.Timeout)) }
+
+func (s *Sender) expireAll() { s.expireBefore(time.Now().Add(time.Hour)) }
+
+func (s *Sender) expireBefore(limit time.Time) {
+	var lost []*Sample
+	s.mu.Lock()
+	for i := range s.slots {
+		sl := &s.slots[i]
+		if sl.used && sl.t1.Before(limit) {
+			sl.used = false
+			lost = append(lost, &Sample{Seq: sl.seq, Sent: sl.t1, Lost: true})
+		}
+	}
+	s.mu.Unlock()
+	s.record(lost...)
+}
+
+// record accounts samples and runs the notifications, then the callbacks.
+func (s *Sender) record(samples ...*Sample) {
+	var evs []Event
+	s.mu.Lock()
+	for _, sm := range samples {
+		if sm == nil {
+			continue
+		}
+		s.total.add(sm, s.cfg.StatefulReflector)
+		s.window.add(sm, s.cfg.StatefulReflector)
+		evs = s.notifier.Observe(s.cfg.Clock.Now(), *sm, evs)
+	}
+	s.mu.Unlock()
+	for _, sm := range samples {
+		if sm != nil && s.cfg.OnSample != nil {
+			s.cfg.OnSample(*sm)
+		}
+	}
+	s.emit(evs)
+}
+
+func (s *Sender) emit(evs []Event) {
+	for _, e := range evs {
+		s.log.Info("stamp session event", zap.String("session", e.Session), zap.Stringer("event", e.Kind),
+			zap.Duration("delay", e.Delay), zap.Int("lost", e.Lost))
+		if s.cfg.OnEvent != nil {
+			s.cfg.OnEvent(e)
+		}
+	}
+}
+
+func (s *Sender) flushWindow() {
+	now := s.cfg.Clock.Now()
+	s.mu.Lock()
+	m := s.window.metrics(now, s.cfg.StatefulReflector)
+	s.window.reset(now)
+	ev, announce := s.notifier.Window(now, m)
+	s.mu.Unlock()
+	if m.Sent == 0 && m.Received == 0 && m.Lost == 0 {
+		return
+	}
+	if s.cfg.OnWindow != nil {
+		s.cfg.OnWindow(m)
+	}
+	if announce {
+		s.emit([]Event{ev})
+	}
+}
+
+// receive reads replies with their kernel receive timestamp (T4).
+func (s *Sender) receive(ctx context.Context) error {
+	rc, err := s.conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 9216)
+	oob := make([]byte, oobLen)
+	var name unix.RawSockaddrInet6
+	var m rxMeta
+	for ctx.Err() == nil {
+		var n, oobn int
+		var errno syscall.Errno
+		err := rc.Read(func(fd uintptr) bool {
+			iov := unix.Iovec{Base: &buf[0]}
+			iov.SetLen(len(buf))
+			h := unix.Msghdr{Name: (*byte)(unsafe.Pointer(&name)), Namelen: unix.SizeofSockaddrInet6, Iov: &iov, Control: &oob[0]}
+			h.SetIovlen(1)
+			h.SetControllen(len(oob))
+			r, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&h)), unix.MSG_DONTWAIT)
+			n, oobn, errno = int(r), int(h.Controllen), e
+			return e != unix.EAGAIN && e != unix.EINTR
+		})
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		if errno != 0 {
+			continue // ICMP errors surface here (ECONNREFUSED...): the probe is lost
+		}
+		parseOOB(oob[:oobn], &m, s.local.Port())
+		if m.rx.IsZero() {
+			m.rx = s.cfg.Clock.Now()
+		}
+		s.handle(buf[:n:n], m.rx, sockaddrAddr(&name))
+	}
+	return nil
+}
+
+// handle matches a reply to its slot and turns it into a sample.
+func (s *Sender) handle(b []byte, t4 time.Time, from netip.AddrPort) {
+	mode := s.cfg.Mode
+	var sm Sample
+	var seq uint32
+	var echoTS uint64
+	var t2, t3 time.Time
+	if s.cfg.Loopback {
+		sh, err := DecodeSender(b, mode)
+		if err != nil || sh.SSID != s.cfg.SSID {
+			s.discard()
+			return
+		}
+		seq, echoTS = sh.Seq, sh.Timestamp
+	} else {
+		minLen := mode.BaseLen()
+		if s.cfg.TWAMPLight {
+			minLen = TWAMPLightMinLen
+		}
+		if len(b) < minLen || from.Addr().Unmap() != s.cfg.Dst.Addr().Unmap() {
+			s.discard()
+			return
+		}
+		var full [BaseLen]byte
+		hb := b
+		if len(b) < mode.BaseLen() {
+			copy(full[:], b)
+			hb = full[:]
+		}
+		rh, _ := DecodeReflector(hb, mode)
+		if mode == Authenticated && !s.signer.Verify(b) {
+			s.discard()
+			return
+		}
+		if !s.cfg.TWAMPLight && rh.SSID != s.cfg.SSID {
+			s.discard()
+			return
+		}
+		seq, echoTS = rh.SenderSeq, rh.SenderTimestamp
+		f := rh.ErrorEstimate.Format()
+		t2 = DecodeTime(rh.ReceiveTimestamp, f, s.cfg.TAIOffset)
+		t3 = DecodeTime(rh.Timestamp, f, s.cfg.TAIOffset)
+		sm.ReflectorSeq, sm.SenderTTL = rh.Seq, rh.SenderTTL
+	}
+	s.mu.Lock()
+	sl := &s.slots[int(seq)%len(s.slots)]
+	if !sl.used || sl.seq != seq || sl.ts != echoTS {
+		// Late (already counted lost), duplicate, or not ours.
+		s.total.m.Duplicates++
+		s.window.m.Duplicates++
+		s.mu.Unlock()
+		return
+	}
+	sl.used = false
+	t1 := sl.t1
+	s.mu.Unlock()
+	sm.Seq, sm.Sent = seq, t1
+	total := t4.Sub(t1)
+	sm.RTT = total
+	if !s.cfg.Loopback {
+		residence := t3.Sub(t2)
+		if residence < 0 || residence > total {
+			s.discard()
+			return
+		}
+		sm.RTT = total - residence
+		if s.cfg.ClocksSynced {
+			fwd, bwd := t2.Sub(t1), t4.Sub(t3)
+			if fwd >= 0 && bwd >= 0 {
+				sm.Forward, sm.Backward, sm.OneWay = fwd, bwd, true
+			}
+		}
+	}
+	if sm.RTT < 0 || sm.RTT > s.cfg.Timeout {
+		s.discard()
+		return
+	}
+	s.record(&sm)
+}
+
+func (s *Sender) discard() {
+	s.mu.Lock()
+	s.total.m.Discarded++
+	s.window.m.Discarded++
+	s.mu.Unlock()
+}
