@@ -209,6 +209,9 @@ func Encode(ns, id string, msg Message) ([]byte, error) {
 	if ns == "" {
 		ns = NS12
 	}
+	if m, ok := msg.(Inform); ok && !ValidOUI(m.DeviceID.OUI) {
+		return nil, fmt.Errorf("soap: Inform DeviceId OUI %q is not 6 upper-case hex digits", m.DeviceID.OUI)
+	}
 	doc := etree.NewDocument()
 	doc.CreateProcInst("xml", `version="1.0" encoding="UTF-8"`)
 	env := doc.CreateElement("soap-env:Envelope")
@@ -269,6 +272,20 @@ func encodeFields(e *etree.Element, fields []Field) {
 			c.SetText(clean(f.Value))
 		}
 	}
+}
+
+// ValidOUI reports whether s is an IEEE OUI as CWMP writes it: six
+// upper-case hex digits.
+func ValidOUI(s string) bool {
+	if len(s) != 6 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'A' && r <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // validName accepts the XML names a vendor RPC may use (ASCII subset).

@@ -23,7 +23,7 @@ const (
 func (m Inform) encode(e *etree.Element) {
 	d := e.CreateElement("DeviceId")
 	add(d, "Manufacturer", clip(m.DeviceID.Manufacturer, maxDevIDField))
-	add(d, "OUI", clip(m.DeviceID.OUI, 6))
+	add(d, "OUI", m.DeviceID.OUI)
 	add(d, "ProductClass", clip(m.DeviceID.ProductClass, maxDevIDField))
 	add(d, "SerialNumber", clip(m.DeviceID.SerialNumber, maxDevIDField))
 	events := m.Events
@@ -56,8 +56,21 @@ func encodeValues(e *etree.Element, params []ParameterValue) {
 	}
 }
 
+// transferFaultOK: the codes a TransferCompleteFaultStruct may carry.
+func transferFaultOK(code int) bool {
+	switch {
+	case code == 0, code == 9001, code == 9002, code == 9010, code == 9011, code == 9012,
+		code >= 9014 && code <= 9020, code >= 9033 && code <= 9899:
+		return true
+	}
+	return false
+}
+
 func encodeFaultStruct(e *etree.Element, f FaultStruct) {
 	fs := e.CreateElement("FaultStruct")
+	if !transferFaultOK(f.Code) {
+		f.Code = FaultInternal
+	}
 	add(fs, "FaultCode", strconv.Itoa(f.Code))
 	add(fs, "FaultString", clip(f.String, maxFaultString))
 }

@@ -104,9 +104,14 @@ func TestEncodeEchoesIDAndEscapes(t *testing.T) {
 	}
 }
 
-func TestEncodeRejectsBadVendorName(t *testing.T) {
+func TestEncodeRejectsInvalid(t *testing.T) {
 	if _, err := Encode(NS12, "", VendorMessage{Name: "a b"}); err == nil {
-		t.Fatal("vendor name with a space accepted")
+		t.Error("vendor name with a space accepted")
+	}
+	for _, oui := range []string{"", "00aabb", "00AABBC", "00AAB"} {
+		if _, err := Encode(NS12, "", Inform{DeviceID: DeviceID{OUI: oui}}); err == nil {
+			t.Errorf("Inform with OUI %q accepted", oui)
+		}
 	}
 }
 
