@@ -132,7 +132,7 @@ func TestViolations(t *testing.T) {
 	cpe := newMiniCPE(t, s.URL, nil)
 	cpe.post(cpe.inform("6 CONNECTION REQUEST"))
 	cpe.c.Jar, _ = cookiejar.New(nil) // forget the session cookie
-	cpe.post("") // GetRPCMethods
+	cpe.post("")                      // GetRPCMethods
 	cpe.post(cpe.envelope("wrong-id", `<cwmp:GetRPCMethodsResponse><MethodList/></cwmp:GetRPCMethodsResponse>`))
 	cpe.post("") // AddObject is pending
 	sess := s.Sessions()[0]
