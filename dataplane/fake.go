@@ -173,11 +173,11 @@ func formatRoute(k rkey, v rval, nm names) string {
 func (f *Fake) Seed(d Desired) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	rs, err := plan(d, f.caps, f.wan, f.nm)
+	ds, err := plan(d, f.caps, f.wan, f.nm)
 	if err != nil {
 		return err
 	}
-	f.routes = rs
+	f.routes = ds.routes
 	f.vrfs = slices.Clone(d.VRFs)
 	return nil
 }

@@ -401,25 +401,43 @@ func (k *Kernel) Apply(ctx context.Context, d Desired) (err error) {
 	}
 
 	// 1. Nexthop objects the new routes need, before the routes.
-	nhFor := k.ensureNexthops(st, ups, ae)
-
+	ids := k.ensureNexthops(st, ups, ae)
 	// 2. New and changed routes: new forwarding is in before old goes.
-	k.upsert(st, ups, nhFor, ae)
-
+	upOK := k.upsert(ups, ids, ae)
 	// 3. Stale routes.
-	k.remove(st, dels, ae)
-
+	gone := k.remove(st, dels, ae)
 	// 4. Nexthop objects nothing uses any more, then stale VRFs.
-	k.pruneNexthops(st, ae)
+	used := make(map[uint32]bool)
+	replaced := make(map[rkey]bool)
+	added := 0
+	for i, u := range ups {
+		if !upOK[i] {
+			continue
+		}
+		if ids[i] != 0 {
+			used[ids[i]] = true
+		}
+		if u.Replace {
+			replaced[u.Key] = true
+		} else {
+			added++
+		}
+	}
+	for key, id := range st.nhOf {
+		if !gone[key] && !replaced[key] {
+			used[id] = true
+		}
+	}
+	k.pruneNexthops(st, used, ae)
 	k.pruneVRFs(st.vrfs, d.VRFs, ae)
 
-	k.status.Routes, k.status.Nexthops = len(st.routes), len(st.nhs)
+	k.status.Routes, k.status.Nexthops = len(st.routes)+added-len(gone), len(st.nhs)
 	if len(ae.Failed) > 0 {
 		k.log.Warn("dataplane apply incomplete", zap.Error(ae))
 		return ae
 	}
 	if ae.Applied > 0 {
-		k.log.Info("dataplane applied", zap.Int("changes", ae.Applied), zap.Int("routes", len(st.routes)))
+		k.log.Info("dataplane applied", zap.Int("changes", ae.Applied), zap.Int("routes", k.status.Routes))
 	}
 	return nil
 }
@@ -434,21 +452,21 @@ func (k *Kernel) run(n int, build func(i int, w *wbuf, seq uint32)) (map[int]err
 	}
 	final := make(map[int]error)
 	for attempt := 0; ; attempt++ {
-		var b batch
-		idx := make(map[uint32]int, len(todo))
-		for _, i := range todo {
-			seq := k.c.nextSeq()
-			b.add(seq, len(b.w.b))
-			idx[seq] = i
-			build(i, &b.w, seq)
-		}
-		failed, err := k.c.exec(&b)
+		// Sequence numbers are consecutive, so seq-first is the position.
+		first := k.c.seq + 1
+		k.c.seq += uint32(len(todo))
+		sent := todo
+		failed, err := k.c.exec(len(sent), first, func(j int, w *wbuf, seq uint32) { build(sent[j], w, seq) })
 		if err != nil {
 			return final, err
 		}
-		todo = todo[:0]
+		todo = nil
 		for seq, e := range failed {
-			i := idx[seq]
+			pos := int(seq - first)
+			if pos < 0 || pos >= len(sent) {
+				continue // not from this batch
+			}
+			i := sent[pos]
 			if retryable(e) && attempt < len(retryDelays) {
 				todo = append(todo, i)
 				continue
@@ -463,48 +481,60 @@ func (k *Kernel) run(n int, build func(i int, w *wbuf, seq uint32)) (map[int]err
 }
 
 // ensureNexthops makes one seg6 nexthop object per distinct encap among
-// the upserts, reusing ours. A spec whose object cannot be made (no
-// nexthop support, device without carrier) is encoded inline per route.
-func (k *Kernel) ensureNexthops(st *state, ups []change, ae *ApplyError) map[encapSpec]uint32 {
-	nhFor := make(map[encapSpec]uint32)
+// the upserts, reusing ours, and returns the object for each upsert (0 =
+// none). A spec whose object cannot be made (no nexthop support, device
+// without carrier) is encoded inline per route.
+func (k *Kernel) ensureNexthops(st *state, ups []change, ae *ApplyError) []uint32 {
+	ids := make([]uint32, len(ups))
 	if !k.status.Capabilities.NexthopObjects {
-		return nhFor
+		return ids
 	}
+	nhFor := make(map[encapSpec]uint32)
 	var specs []encapSpec
-	var ids []uint32
-	for _, u := range ups {
+	var newIDs []uint32
+	for i, u := range ups {
 		if u.Val.Kind != kindEncap {
 			continue
 		}
 		s := u.Val.spec()
-		if _, ok := nhFor[s]; ok {
-			continue
-		}
-		if id, ok := st.nhBySpec[s]; ok {
+		id, ok := nhFor[s]
+		if !ok {
+			if id, ok = st.nhBySpec[s]; !ok {
+				id = k.freeNHID(st)
+				specs = append(specs, s)
+				newIDs = append(newIDs, id)
+			}
 			nhFor[s] = id
-			continue
 		}
-		id := k.freeNHID(st)
-		nhFor[s] = id
-		specs = append(specs, s)
-		ids = append(ids, id)
+		ids[i] = id
 	}
 	if len(specs) == 0 {
-		return nhFor
+		return ids
 	}
-	failed, err := k.run(len(specs), func(i int, w *wbuf, seq uint32) { w.putNexthop(seq, ids[i], specs[i]) })
+	failed, err := k.run(len(specs), func(i int, w *wbuf, seq uint32) { w.putNexthop(seq, newIDs[i], specs[i]) })
+	var inline map[uint32]bool
 	for i, s := range specs {
 		if e, bad := failed[i]; bad || err != nil {
 			// Not an apply failure: the routes carry the encap themselves.
-			delete(nhFor, s)
-			k.log.Debug("nexthop object not made, encap goes inline", zap.Uint32("id", ids[i]), zap.Error(errors.Join(e, err)))
+			if inline == nil {
+				inline = make(map[uint32]bool)
+			}
+			inline[newIDs[i]] = true
+			k.log.Debug("nexthop object not made, encap goes inline", zap.Uint32("id", newIDs[i]), zap.Error(errors.Join(e, err)))
 			continue
 		}
-		st.nhs[ids[i]] = knh{ID: ids[i], Proto: RouteProtocol, Simple: true, Spec: s}
-		st.nhBySpec[s] = ids[i]
+		st.nhs[newIDs[i]] = knh{ID: newIDs[i], Proto: RouteProtocol, Simple: true, Spec: s}
+		st.nhBySpec[s] = newIDs[i]
 		ae.Applied++
 	}
-	return nhFor
+	if inline != nil {
+		for i, id := range ids {
+			if inline[id] {
+				ids[i] = 0
+			}
+		}
+	}
+	return ids
 }
 
 func (k *Kernel) freeNHID(st *state) uint32 {
@@ -517,97 +547,81 @@ func (k *Kernel) freeNHID(st *state) uint32 {
 	return id
 }
 
-// upsert adds and replaces routes, keeping st in step with the kernel.
-func (k *Kernel) upsert(st *state, ups []change, nhFor map[encapSpec]uint32, ae *ApplyError) {
+// upsert adds and replaces routes; ids[i] is the nexthop object of
+// upsert i (0 = encap inline). It reports which took effect.
+func (k *Kernel) upsert(ups []change, ids []uint32, ae *ApplyError) []bool {
+	ok := make([]bool, len(ups))
 	if len(ups) == 0 {
-		return
-	}
-	nhid := func(u change) uint32 {
-		if u.Val.Kind != kindEncap {
-			return 0
-		}
-		return nhFor[u.Val.spec()]
+		return ok
 	}
 	failed, err := k.run(len(ups), func(i int, w *wbuf, seq uint32) {
-		w.putRoute(seq, ups[i].Key, ups[i].Val, nhid(ups[i]), ups[i].Replace)
+		w.putRoute(seq, ups[i].Key, ups[i].Val, ids[i], ups[i].Replace)
 	})
 	for i, u := range ups {
-		verb := "add"
-		if u.Replace {
-			verb = "replace"
-		}
-		op := fmt.Sprintf("%s route %s", verb, u.Key)
-		if e, ok := failed[i]; ok {
-			if errors.Is(e, unix.EEXIST) && !u.Replace {
-				e = fmt.Errorf("%w: the key is held by a route of another protocol, left alone", e)
-			}
-			ae.Failed = append(ae.Failed, OpError{Op: op, Err: e})
+		e, bad := failed[i]
+		if !bad && err == nil {
+			ok[i] = true
+			ae.Applied++
 			continue
 		}
-		if err != nil {
+		op := "add route " + u.Key.String()
+		if u.Replace {
+			op = "replace route " + u.Key.String()
+		}
+		if !bad {
 			ae.Failed = append(ae.Failed, OpError{Op: op, Err: fmt.Errorf("outcome unknown: %w", err)})
 			continue
 		}
-		st.routes[u.Key] = u.Val
-		st.prio[u.Key] = prioOf(u.Key.Family)
-		if id := nhid(u); id != 0 {
-			st.nhOf[u.Key] = id
-		} else {
-			delete(st.nhOf, u.Key)
+		if errors.Is(e, unix.EEXIST) && !u.Replace {
+			e = fmt.Errorf("%w: the key is held by a route of another protocol, left alone", e)
 		}
-		ae.Applied++
+		ae.Failed = append(ae.Failed, OpError{Op: op, Err: e})
 	}
+	return ok
 }
 
 type delRoute struct {
-	key  rkey
-	prio uint32
-	drop bool // an extra: not in st.routes
+	key   rkey
+	prio  uint32
+	extra bool // a duplicate or odd-priority route, not in st.routes
 }
 
-// remove deletes stale routes (and the extras, whatever is desired).
-func (k *Kernel) remove(st *state, dels []rkey, ae *ApplyError) {
+// remove deletes stale routes (and the extras, whatever is desired) and
+// returns the keys of st.routes it deleted.
+func (k *Kernel) remove(st *state, dels []rkey, ae *ApplyError) map[rkey]bool {
+	gone := make(map[rkey]bool, len(dels))
 	list := make([]delRoute, 0, len(dels)+len(st.extra))
 	for _, x := range st.extra {
-		list = append(list, delRoute{key: x.Key, prio: x.Prio, drop: true})
+		list = append(list, delRoute{key: x.Key, prio: x.Prio, extra: true})
 	}
 	for _, key := range dels {
 		list = append(list, delRoute{key: key, prio: st.prio[key]})
 	}
 	if len(list) == 0 {
-		return
+		return gone
 	}
 	failed, err := k.run(len(list), func(i int, w *wbuf, seq uint32) { w.delRoute(seq, list[i].key, list[i].prio) })
 	for i, d := range list {
-		op := "delete route " + d.key.String()
 		e, bad := failed[i]
 		if bad && (errors.Is(e, unix.ESRCH) || errors.Is(e, unix.ENOENT)) {
 			bad = false // already gone: that is the goal
 		}
 		if bad || err != nil {
-			ae.Failed = append(ae.Failed, OpError{Op: op, Err: errors.Join(e, err)})
+			ae.Failed = append(ae.Failed, OpError{Op: "delete route " + d.key.String(), Err: errors.Join(e, err)})
 			continue
 		}
-		if !d.drop {
-			delete(st.routes, d.key)
-			delete(st.prio, d.key)
-			delete(st.nhOf, d.key)
+		if !d.extra {
+			gone[d.key] = true
 		}
 		ae.Applied++
 	}
+	return gone
 }
 
-// pruneNexthops deletes our nexthop objects no route uses. The kernel
-// deletes the routes using an object with it, so an object some foreign
-// route still uses stays.
-func (k *Kernel) pruneNexthops(st *state, ae *ApplyError) {
-	if len(st.nhs) == 0 {
-		return
-	}
-	used := make(map[uint32]bool, len(st.nhOf))
-	for _, id := range st.nhOf {
-		used[id] = true
-	}
+// pruneNexthops deletes our nexthop objects that no route of ours uses.
+// The kernel deletes the routes using an object with it, so an object a
+// foreign route still uses stays.
+func (k *Kernel) pruneNexthops(st *state, used map[uint32]bool, ae *ApplyError) {
 	var stale []uint32
 	for id := range st.nhs {
 		if !used[id] && !k.usedByAnyRoute(id) {

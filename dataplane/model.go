@@ -173,10 +173,22 @@ type change struct {
 	Replace bool
 }
 
-// diff lists what turns cur into want: upserts (new first by kind, so
-// locators, then SIDs, then encaps) and deletions, both in a stable order.
-func diff(cur, want routeSet) (ups []change, dels []rkey) {
-	for k, v := range want {
+// desiredSet is a planned route set with the order routes were desired in
+// (locators, SIDs, BSIDs, encaps; each in the caller's order), so that the
+// changes go out in a stable order without sorting thousands of keys.
+type desiredSet struct {
+	routes routeSet
+	order  []rkey
+}
+
+// diff lists what turns cur into want: upserts in want's order and
+// deletions, sorted.
+func diff(cur routeSet, want desiredSet) (ups []change, dels []rkey) {
+	if len(cur) == 0 {
+		ups = make([]change, 0, len(want.order))
+	}
+	for _, k := range want.order {
+		v := want.routes[k]
 		old, ok := cur[k]
 		if ok && old == v {
 			continue
@@ -184,16 +196,10 @@ func diff(cur, want routeSet) (ups []change, dels []rkey) {
 		ups = append(ups, change{Key: k, Val: v, Replace: ok})
 	}
 	for k := range cur {
-		if _, ok := want[k]; !ok {
+		if _, ok := want.routes[k]; !ok {
 			dels = append(dels, k)
 		}
 	}
-	slices.SortFunc(ups, func(a, b change) int {
-		if c := cmp.Compare(a.Val.Kind, b.Val.Kind); c != 0 {
-			return c
-		}
-		return cmpKey(a.Key, b.Key)
-	})
 	slices.SortFunc(dels, cmpKey)
 	return ups, dels
 }
@@ -205,6 +211,32 @@ func vrfTables(vrfs []VRF) map[string]int {
 		m[v.Name] = v.Table
 	}
 	return m
+}
+
+// subject names what an error is about; it is formatted only on error,
+// so that planning 10,000 routes does not build 10,000 strings.
+type subject struct {
+	kind uint8
+	p    netip.Prefix
+	a    netip.Addr
+	b    srv6.Behavior
+}
+
+const (
+	subjLocator = iota + 1
+	subjSID
+	subjEncap
+)
+
+func (s subject) String() string {
+	switch s.kind {
+	case subjLocator:
+		return "locator " + s.p.String()
+	case subjSID:
+		return fmt.Sprintf("SID %s (%s)", s.a, s.b)
+	default:
+		return "encap route " + s.p.String()
+	}
 }
 
 // Validate checks d against what the kernel can do, without touching it.
@@ -222,55 +254,64 @@ func (anyNames) ifindex(string) (int, error) { return 1, nil }
 func (anyNames) ifname(int) string           { return "" }
 
 // plan validates d and maps it onto the route set the kernel must hold.
-func plan(d Desired, caps Capabilities, wan string, nm names) (routeSet, error) {
-	rs := make(routeSet, len(d.Locators)+len(d.LocalSIDs)+len(d.BSIDs)+len(d.Encaps))
+func plan(d Desired, caps Capabilities, wan string, nm names) (desiredSet, error) {
+	n := len(d.Locators) + len(d.LocalSIDs) + len(d.BSIDs) + len(d.Encaps)
+	ds := desiredSet{routes: make(routeSet, n), order: make([]rkey, 0, n)}
+	rs := ds.routes
 	vt := make(map[string]int, len(d.VRFs))
 	tables := make(map[int]string, len(d.VRFs))
 	if len(d.VRFs) > 0 && !caps.VRF {
-		return nil, fmt.Errorf("VRF %q: this kernel cannot create VRF devices (use the VRF-less fallback)", d.VRFs[0].Name)
+		return desiredSet{}, fmt.Errorf("VRF %q: this kernel cannot create VRF devices (use the VRF-less fallback)", d.VRFs[0].Name)
 	}
 	for _, v := range d.VRFs {
 		if err := validVRF(v); err != nil {
-			return nil, err
+			return desiredSet{}, err
 		}
 		if _, dup := vt[v.Name]; dup {
-			return nil, fmt.Errorf("VRF %q listed twice", v.Name)
+			return desiredSet{}, fmt.Errorf("VRF %q listed twice", v.Name)
 		}
 		if other, dup := tables[v.Table]; dup {
-			return nil, fmt.Errorf("VRF %q: table %d already belongs to VRF %q", v.Name, v.Table, other)
+			return desiredSet{}, fmt.Errorf("VRF %q: table %d already belongs to VRF %q", v.Name, v.Table, other)
 		}
 		vt[v.Name] = v.Table
 		tables[v.Table] = v.Name
 	}
-	dev := func(what, name string) (int, error) {
+	lastName, lastIdx := "", 0 // most routes name the same device
+	dev := func(what subject, name string) (int, error) {
 		if name == "" {
 			name = wan
 		}
 		if name == "" {
 			return 0, fmt.Errorf("%s: no device given and no WAN interface configured", what)
 		}
+		if name == lastName {
+			return lastIdx, nil
+		}
 		idx, err := nm.ifindex(name)
 		if err != nil {
 			return 0, fmt.Errorf("%s: device %q: %w", what, name, err)
 		}
+		lastName, lastIdx = name, idx
 		return idx, nil
 	}
-	add := func(k rkey, v rval, what string) error {
-		if _, dup := rs[k]; dup {
+	add := func(k rkey, v rval, what subject) error {
+		n := len(rs)
+		rs[k] = v // one hash instead of a lookup and an insert
+		if len(rs) == n {
 			return fmt.Errorf("%s: route %s is desired twice", what, k)
 		}
-		rs[k] = v
+		ds.order = append(ds.order, k)
 		return nil
 	}
 	for _, p := range d.Locators {
 		if !p.IsValid() || !p.Addr().Is6() || p.Addr().Is4In6() {
-			return nil, fmt.Errorf("locator %s: not an IPv6 prefix", p)
+			return desiredSet{}, fmt.Errorf("locator %s: not an IPv6 prefix", p)
 		}
 		if p != p.Masked() {
-			return nil, fmt.Errorf("locator %s: host bits set (want %s)", p, p.Masked())
+			return desiredSet{}, fmt.Errorf("locator %s: host bits set (want %s)", p, p.Masked())
 		}
-		if err := add(rkey{unix.AF_INET6, tableMain, p}, rval{Kind: kindUnreachable}, "locator "+p.String()); err != nil {
-			return nil, err
+		if err := add(rkey{unix.AF_INET6, tableMain, p}, rval{Kind: kindUnreachable}, subject{kind: subjLocator, p: p}); err != nil {
+			return desiredSet{}, err
 		}
 	}
 	sids := func(list []LocalSID, bsid bool) error {
@@ -279,7 +320,7 @@ func plan(d Desired, caps Capabilities, wan string, nm names) (routeSet, error) 
 			if err != nil {
 				return err
 			}
-			what := fmt.Sprintf("SID %s (%s)", s.SID, s.Behavior)
+			what := subject{kind: subjSID, a: s.SID, b: s.Behavior}
 			if v.Dev, err = dev(what, s.Dev); err != nil {
 				return err
 			}
@@ -290,22 +331,22 @@ func plan(d Desired, caps Capabilities, wan string, nm names) (routeSet, error) 
 		return nil
 	}
 	if err := sids(d.LocalSIDs, false); err != nil {
-		return nil, err
+		return desiredSet{}, err
 	}
 	if err := sids(d.BSIDs, true); err != nil {
-		return nil, err
+		return desiredSet{}, err
 	}
 	for _, e := range d.Encaps {
-		what := "encap route " + e.Prefix.String()
+		what := subject{kind: subjEncap, p: e.Prefix}
 		if !e.Prefix.IsValid() || e.Prefix.Addr().Is4In6() || e.Prefix.Addr().Zone() != "" {
-			return nil, fmt.Errorf("%s: not a valid prefix", what)
+			return desiredSet{}, fmt.Errorf("%s: not a valid prefix", what)
 		}
 		if e.Prefix != e.Prefix.Masked() {
-			return nil, fmt.Errorf("%s: host bits set (want %s)", what, e.Prefix.Masked())
+			return desiredSet{}, fmt.Errorf("%s: host bits set (want %s)", what, e.Prefix.Masked())
 		}
 		table, err := routeTable(what, e.Table, e.VRF, vt)
 		if err != nil {
-			return nil, err
+			return desiredSet{}, err
 		}
 		v := rval{Kind: kindEncap}
 		switch e.Mode {
@@ -313,27 +354,27 @@ func plan(d Desired, caps Capabilities, wan string, nm names) (routeSet, error) 
 			v.Mode = seg6ModeEnc
 		case EncapRed:
 			if !caps.EncapRed {
-				return nil, fmt.Errorf("%s: this kernel has no seg6 encap.red", what)
+				return desiredSet{}, fmt.Errorf("%s: this kernel has no seg6 encap.red", what)
 			}
 			v.Mode = seg6ModeRed
 		default:
-			return nil, fmt.Errorf("%s: unknown encap mode %d", what, e.Mode)
+			return desiredSet{}, fmt.Errorf("%s: unknown encap mode %d", what, e.Mode)
 		}
 		if v.Segs, err = segments(what, e.Segments); err != nil {
-			return nil, err
+			return desiredSet{}, err
 		}
 		if v.Dev, err = dev(what, e.Dev); err != nil {
-			return nil, err
+			return desiredSet{}, err
 		}
 		fam := uint8(unix.AF_INET6)
 		if e.Prefix.Addr().Is4() {
 			fam = unix.AF_INET
 		}
 		if err := add(rkey{fam, uint32(table), e.Prefix}, v, what); err != nil {
-			return nil, err
+			return desiredSet{}, err
 		}
 	}
-	return rs, nil
+	return ds, nil
 }
 
 func validVRF(v VRF) error {
@@ -348,7 +389,7 @@ func validVRF(v VRF) error {
 }
 
 // routeTable resolves (Table, VRF) to a table number.
-func routeTable(what string, table int, vrf string, vt map[string]int) (int, error) {
+func routeTable(what subject, table int, vrf string, vt map[string]int) (int, error) {
 	if vrf != "" {
 		t, ok := vt[vrf]
 		if !ok {
@@ -368,7 +409,7 @@ func routeTable(what string, table int, vrf string, vt map[string]int) (int, err
 	return table, nil
 }
 
-func segments(what string, segs []netip.Addr) (segList, error) {
+func segments(what subject, segs []netip.Addr) (segList, error) {
 	if len(segs) == 0 {
 		return "", fmt.Errorf("%s: empty segment list", what)
 	}
@@ -385,7 +426,7 @@ func segments(what string, segs []netip.Addr) (segList, error) {
 
 // localVal maps a LocalSID onto its seg6local route (without the device).
 func localVal(s LocalSID, caps Capabilities, vt map[string]int, bsid bool) (rval, error) {
-	what := fmt.Sprintf("SID %s (%s)", s.SID, s.Behavior)
+	what := subject{kind: subjSID, a: s.SID, b: s.Behavior}
 	if !s.SID.Is6() || s.SID.Is4In6() || s.SID.IsUnspecified() || s.SID.IsMulticast() || s.SID.Zone() != "" {
 		return rval{}, fmt.Errorf("SID %s: not a unicast IPv6 address", s.SID)
 	}
@@ -551,11 +592,11 @@ func sortDesired(d *Desired) {
 // reading back gives Normalize(d). d must be valid.
 func Normalize(d Desired, caps Capabilities, wan string) (Desired, error) {
 	nm := &fakeNames{}
-	rs, err := plan(d, caps, wan, nm)
+	ds, err := plan(d, caps, wan, nm)
 	if err != nil {
 		return Desired{}, err
 	}
-	return toDesired(rs, d.VRFs, nm), nil
+	return toDesired(ds.routes, d.VRFs, nm), nil
 }
 
 // fakeNames gives every device name a stable invented ifindex.

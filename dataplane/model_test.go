@@ -132,10 +132,13 @@ func TestDiff(t *testing.T) {
 	b := a
 	b.Mode = seg6ModeRed
 	cur := routeSet{k("10.0.0.0/24"): a, k("10.0.1.0/24"): a, k("10.0.2.0/24"): a}
-	want := routeSet{k("10.0.0.0/24"): a, k("10.0.1.0/24"): b, k("2001:db8:1::/48"): {Kind: kindUnreachable}}
+	want := desiredSet{
+		routes: routeSet{k("10.0.0.0/24"): a, k("10.0.1.0/24"): b, k("2001:db8:1::/48"): {Kind: kindUnreachable}},
+		order:  []rkey{k("2001:db8:1::/48"), k("10.0.0.0/24"), k("10.0.1.0/24")},
+	}
 	ups, dels := diff(cur, want)
 	wantUps := []change{
-		{Key: k("2001:db8:1::/48"), Val: rval{Kind: kindUnreachable}}, // unreachable first
+		{Key: k("2001:db8:1::/48"), Val: rval{Kind: kindUnreachable}}, // in desired order
 		{Key: k("10.0.1.0/24"), Val: b, Replace: true},
 	}
 	if !reflect.DeepEqual(ups, wantUps) {
@@ -144,7 +147,7 @@ func TestDiff(t *testing.T) {
 	if !reflect.DeepEqual(dels, []rkey{k("10.0.2.0/24")}) {
 		t.Errorf("deletes: got %v", dels)
 	}
-	if ups, dels := diff(want, want); len(ups)+len(dels) != 0 {
+	if ups, dels := diff(want.routes, want); len(ups)+len(dels) != 0 {
 		t.Errorf("diff of equal sets: %v %v", ups, dels)
 	}
 }

@@ -162,8 +162,8 @@ func (k *Kernel) probeBPF(dev int) error {
 	key := probeSID(7)
 	err := k.try(func(w *wbuf, seq uint32) {
 		off := w.begin(unix.RTM_NEWROUTE, unix.NLM_F_REQUEST|unix.NLM_F_CREATE|unix.NLM_F_EXCL, seq)
-		w.b = append(w.b, rtmsg(key.Family, 128, key.Table, unix.RT_SCOPE_UNIVERSE, unix.RTN_UNICAST)...)
-		w.attr(unix.RTA_DST, key.Dst.Addr().AsSlice())
+		w.rtmsg(key.Family, 128, key.Table, unix.RT_SCOPE_UNIVERSE, unix.RTN_UNICAST)
+		w.addr(unix.RTA_DST, key.Dst.Addr())
 		w.u32(unix.RTA_TABLE, key.Table)
 		w.u32(unix.RTA_PRIORITY, prio6)
 		w.u32(unix.RTA_OIF, uint32(dev))
