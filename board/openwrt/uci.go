@@ -69,7 +69,8 @@ func (e *ParseError) Error() string {
 //     may span lines and keep the newlines;
 //   - section and option names are letters, digits and "_"; a type is any
 //     printable ASCII without spaces;
-//   - "option x ”" (an empty value) is ignored, as libuci ignores it;
+//   - an option with an empty value ("option x" followed by two single
+//     quotes) is ignored, as libuci ignores it;
 //     setting an option again replaces it and moves it last; "list" after
 //     "option" of the same name turns it into a list; a named section that
 //     appears again is reopened (with a different type it is an error).
@@ -591,7 +592,7 @@ func (s *Section) List(option string) []string {
 }
 
 // Marshal writes f in the form "uci export" writes: values single-quoted
-// (a quote inside as '\”), types bare when they are plain words, one tab
+// (a quote inside becomes quote, backslash, quote, quote), types bare when they are plain words, one tab
 // of indent. Parsing the result gives f back. It refuses what UCI cannot
 // represent: invalid names and types, NUL bytes, an empty plain option
 // (UCI drops it), a list without values, duplicate section names, and
