@@ -133,6 +133,10 @@ func WithGenieACSFaults() Option { return func(s *Server) { s.genie = true } }
 // WithHook installs a hook (see Hook).
 func WithHook(h Hook) Option { return func(s *Server) { s.hook = h } }
 
+// WithSessionLimit keeps only the last n sessions (a long-running lab ACS
+// would otherwise keep every message forever); zero keeps all.
+func WithSessionLimit(n int) Option { return func(s *Server) { s.keep = n } }
+
 // WithTLS serves https with httptest's self-signed certificate.
 func WithTLS() Option { return func(s *Server) { s.useTLS = true } }
 
@@ -147,6 +151,7 @@ type Server struct {
 	ns         string
 	genie      bool
 	useTLS     bool
+	keep       int
 	verifier   *httpdigest.Verifier
 	hs         *httptest.Server
 	log        func(string, ...any)
@@ -155,6 +160,8 @@ type Server struct {
 	hook       Hook
 	queue      []Request
 	sessions   []*sessionState
+	opened     int // sessions ever opened (Index of the next one)
+	ended      int // sessions ever ended
 	conns      int
 	challenges int
 	idSeq      int
@@ -291,7 +298,7 @@ func (s *Server) Orphans() []string {
 	return slices.Clone(s.orphans)
 }
 
-// Sessions returns a snapshot of every session so far.
+// Sessions returns a snapshot of every session kept (see WithSessionLimit).
 func (s *Server) Sessions() []Session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -302,16 +309,12 @@ func (s *Server) Sessions() []Session {
 	return out
 }
 
-// WaitSessions waits until n sessions have ended and returns the snapshot.
+// WaitSessions waits until n sessions have ended (counting from the start)
+// and returns the snapshot.
 func (s *Server) WaitSessions(ctx context.Context, n int) ([]Session, error) {
 	for {
 		s.mu.Lock()
-		ended := 0
-		for _, st := range s.sessions {
-			if st.Ended {
-				ended++
-			}
-		}
+		ended := s.ended
 		ch := s.changed
 		s.mu.Unlock()
 		if ended >= n {
@@ -331,6 +334,14 @@ func (st *sessionState) snapshot() Session {
 	c.Sent = slices.Clone(st.Sent)
 	c.Violations = slices.Clone(st.Violations)
 	return c
+}
+
+// endSession marks a session ended; with s.mu held.
+func (s *Server) endSession(st *sessionState) {
+	if !st.Ended {
+		st.Ended = true
+		s.ended++
+	}
 }
 
 func (st *sessionState) violate(format string, args ...any) {
@@ -435,19 +446,23 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
 func (s *Server) sessionFor(r *http.Request, msg Message) *sessionState {
 	ci, _ := r.Context().Value(connKey{}).(*connInfo)
 	if msg.Method == "Inform" {
-		st := &sessionState{Session: Session{Index: len(s.sessions)}, connIDs: map[uint64]bool{}, ns: msg.Namespace}
+		st := &sessionState{Session: Session{Index: s.opened}, connIDs: map[uint64]bool{}, ns: msg.Namespace}
+		s.opened++
 		st.Inform = parseInform(msg)
 		if ci != nil {
 			for _, old := range s.sessions {
 				if !old.Ended && old.connIDs[ci.id] {
 					old.violate("a new Inform arrived on this session's connection before it ended")
-					old.Ended = true
+					s.endSession(old)
 				}
 			}
 			st.connIDs[ci.id] = true
 			st.Conns = 1
 		}
 		s.sessions = append(s.sessions, st)
+		if s.keep > 0 && len(s.sessions) > s.keep {
+			s.sessions = slices.Delete(s.sessions, 0, len(s.sessions)-s.keep)
+		}
 		return st
 	}
 	for i := len(s.sessions) - 1; i >= 0; i-- {
@@ -571,11 +586,11 @@ func (s *Server) answer(w http.ResponseWriter, st *sessionState, msg Message, re
 				conn.Close()
 			}
 		}
-		st.Ended = true
+		s.endSession(st)
 	case rep.Status != 0:
 		sent.Status = rep.Status
 		w.WriteHeader(rep.Status)
-		st.Ended = true
+		s.endSession(st)
 	case rep.Fault != 0:
 		sent.Method, sent.ID, sent.Status = "Fault", msg.ID, http.StatusInternalServerError
 		sent.Raw = envelope(s.namespace(st), msg.ID, func(b *etree.Element) {
@@ -606,7 +621,7 @@ func (s *Server) answer(w http.ResponseWriter, st *sessionState, msg Message, re
 	default:
 		sent.Status = http.StatusNoContent
 		w.WriteHeader(http.StatusNoContent)
-		st.Ended = true
+		s.endSession(st)
 	}
 	st.Sent = append(st.Sent, sent)
 	s.log("cwmptest: session %d: CPE %s -> ACS %s %d", st.Index, methodOrEmpty(msg.Method), sent.Method, sent.Status)

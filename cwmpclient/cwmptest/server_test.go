@@ -390,3 +390,16 @@ func validator(t *testing.T) string {
 	}
 	return tool
 }
+
+func TestSessionLimit(t *testing.T) {
+	s := NewServer(t, WithSessionLimit(2))
+	cpe := newMiniCPE(t, s.URL, nil)
+	for range 5 {
+		cpe.post(cpe.inform("2 PERIODIC"))
+		cpe.post("")
+	}
+	got := waitSessions(t, s, 5)
+	if len(got) != 2 || got[0].Index != 3 || got[1].Index != 4 {
+		t.Fatalf("kept %d sessions, first index %d", len(got), got[0].Index)
+	}
+}
