@@ -1,0 +1,284 @@
+package twamp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Real validators: third-party decoders (tshark, scapy) read what this
+// package puts on the wire, in network namespaces.
+
+// pairNS is two namespaces, s (sender side) and r (reflector side), on a
+// veth pair: s has fd00:1::1 and 10.99.0.1; r has fd00:1::2, fd00:1::22
+// and 10.99.0.2.
+func pairNS(t *testing.T) (s, r string) {
+	s, r = newNS(t, "s"), newNS(t, "r")
+	link(t, s, "tws", "fd00:1::1/64 10.99.0.1/24", r, "twr", "fd00:1::2/64 fd00:1::22/64 10.99.0.2/24")
+	return s, r
+}
+
+// reflectorIn starts a reflector whose sockets live in ns.
+func reflectorIn(t *testing.T, ns string, cfg ReflectorConfig) *Reflector {
+	t.Helper()
+	var r *Reflector
+	var err error
+	inNS(t, ns, func() { r, err = NewReflector(cfg, zap.NewNop()) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("reflector: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("reflector did not stop")
+		}
+	})
+	return r
+}
+
+// senderIn runs a counted session whose sockets live in ns.
+func senderIn(t *testing.T, ns string, cfg SenderConfig) (Metrics, []Sample) {
+	t.Helper()
+	var mu sync.Mutex
+	var samples []Sample
+	cfg.OnSample = func(s Sample) { mu.Lock(); samples = append(samples, s); mu.Unlock() }
+	var s *Sender
+	var err error
+	inNS(t, ns, func() { s, err = NewSender(cfg, zap.NewNop()) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return s.Metrics(), samples
+}
+
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("needs %s (CI installs it): %v", name, err)
+	}
+	return p
+}
+
+func TestTsharkDecodesReflectorReplies(t *testing.T) {
+	requireRoot(t, "the tshark validator")
+	needTool(t, "tshark")
+	s, r := pairNS(t)
+	reflectorIn(t, r, ReflectorConfig{Stateful: true})
+	pcap, stop := capture(t, s, "tws", "udp port 862")
+	// Probe the secondary address: the reply must come from it.
+	m6, _ := senderIn(t, s, SenderConfig{Name: "v6", Dst: netip.MustParseAddrPort("[fd00:1::22]:862"),
+		SSID: 0x1234, Count: 10, Interval: 10 * time.Millisecond, Timeout: time.Second, StatefulReflector: true})
+	m4, _ := senderIn(t, s, SenderConfig{Name: "v4", Dst: netip.MustParseAddrPort("10.99.0.2:862"),
+		SSID: 0x99, Count: 5, Interval: 10 * time.Millisecond, Timeout: time.Second, Padding: 64})
+	stop()
+	if m6.Received != 10 || m4.Received != 5 {
+		t.Fatalf("received v6 %d/10, v4 %d/5", m6.Received, m4.Received)
+	}
+	out := stdout(t, "tshark", "-r", pcap, "-d", "udp.port==862,twamp.test", "-o", "udp.check_checksum:TRUE",
+		"-T", "fields", "-E", "separator=|", "-e", "frame.time_epoch", "-e", "ip.src", "-e", "ipv6.src",
+		"-e", "udp.srcport", "-e", "udp.checksum.status", "-e", "twamp.test.seq_number",
+		"-e", "twamp.test.sender_seq_number", "-e", "twamp.test.timestamp", "-e", "twamp.test.receive_timestamp",
+		"-e", "twamp.test.sender_timestamp", "-e", "twamp.test.sender_ttl", "-e", "twamp.test.padding")
+	replies := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Split(line, "|")
+		if len(f) < 12 {
+			t.Fatalf("tshark line %q", line)
+		}
+		if f[4] != "1" && f[4] != "Good" {
+			t.Errorf("bad UDP checksum (status %q): %s", f[4], line)
+		}
+		if f[3] != "862" {
+			continue // a request
+		}
+		src := f[1] + f[2]
+		n := replies[src]
+		replies[src]++
+		if f[5] != strconv.Itoa(n) || f[6] != strconv.Itoa(n) {
+			t.Errorf("reply %d from %s: seq %s sender seq %s", n, src, f[5], f[6])
+		}
+		if f[10] != "255" {
+			t.Errorf("sender TTL %s, want 255 over one veth", f[10])
+		}
+		frame := parseEpoch(t, f[0])
+		t1, t2, t3 := parseTsharkTime(t, f[9]), parseTsharkTime(t, f[8]), parseTsharkTime(t, f[7])
+		if t2.Before(t1) || t3.Before(t2) || frame.Before(t3) || frame.Sub(t1) > time.Second {
+			t.Errorf("timestamps out of order: T1 %v T2 %v T3 %v capture %v", t1, t2, t3, frame)
+		}
+	}
+	if replies["fd00:1::22"] != 10 || replies["10.99.0.2"] != 5 {
+		t.Fatalf("replies by source %v: want 10 from fd00:1::22 (the probed address) and 5 from 10.99.0.2", replies)
+	}
+}
+
+func parseEpoch(t *testing.T, s string) time.Time {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatalf("epoch %q: %v", s, err)
+	}
+	return time.Unix(0, int64(f*1e9))
+}
+
+// parseTsharkTime reads an FT_ABSOLUTE_TIME field as tshark prints it.
+func parseTsharkTime(t *testing.T, s string) time.Time {
+	t.Helper()
+	s = strings.Join(strings.Fields(s), " ")
+	for _, layout := range []string{"Jan 2, 2006 15:04:05.999999999 MST", "Jan 2, 2006 15:04:05.999999999 UTC"} {
+		if v, err := time.Parse(layout, s); err == nil {
+			return v
+		}
+	}
+	t.Fatalf("tshark time %q", s)
+	return time.Time{}
+}
+
+func scapyPython(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("needs /usr/bin/python3 with python3-scapy")
+	}
+	if err := exec.Command("/usr/bin/python3", "-c", "import scapy.contrib.stamp").Run(); err != nil {
+		t.Skipf("needs python3-scapy (scapy.contrib.stamp): %v", err)
+	}
+	return "/usr/bin/python3"
+}
+
+type scapyReply struct {
+	Seq       uint32 `json:"seq"`
+	SenderSeq uint32 `json:"seq_sender"`
+	SSID      uint16 `json:"ssid"`
+	TTL       uint8  `json:"ttl_sender"`
+	TS        uint64 `json:"ts"`
+	RxTS      uint64 `json:"ts_rx"`
+	Len       int    `json:"len"`
+	TLVs      []struct {
+		Flags int    `json:"flags"`
+		Type  int    `json:"type"`
+		Value string `json:"value"`
+	} `json:"tlvs"`
+}
+
+func TestScapySenderAgainstReflector(t *testing.T) {
+	requireRoot(t, "the scapy validator")
+	py := scapyPython(t)
+	s, r := pairNS(t)
+	key := []byte("0123456789abcdef")
+	refl := reflectorIn(t, r, ReflectorConfig{Stateful: true, Keys: []PeerKey{{netip.MustParsePrefix("fd00:1::/64"), key}}})
+	script, _ := filepath.Abs("testdata/scapy_sender.py")
+	out := stdout(t, "ip", "netns", "exec", s, py, script, "fd00:1::2", "862", "5", "4660")
+	var replies []scapyReply
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var rp scapyReply
+		if err := json.Unmarshal([]byte(line), &rp); err != nil {
+			t.Fatalf("scapy output %q: %v", line, err)
+		}
+		replies = append(replies, rp)
+	}
+	if len(replies) != 5 {
+		t.Fatalf("%d replies, want 5:\n%s", len(replies), out)
+	}
+	for i, rp := range replies {
+		if rp.SenderSeq != uint32(i) || rp.Seq != uint32(i) || rp.SSID != 4660 || rp.TTL != 255 || rp.RxTS == 0 || rp.TS < rp.RxTS {
+			t.Fatalf("reply %d: %+v", i, rp)
+		}
+		byType := map[int]string{}
+		flags := map[int]int{}
+		for _, tlv := range rp.TLVs {
+			byType[tlv.Type], flags[tlv.Type] = tlv.Value, tlv.Flags
+		}
+		// Location: ports filled (dst 862 = 0x035e, src 40001 = 0x9c41),
+		// then source and destination IPv6 sub-TLVs.
+		if want := "035e9c41" + "00070010" + "fd000001000000000000000000000001" + "00080010" + "fd000001000000000000000000000002"; byType[2] != want {
+			t.Errorf("location %s, want %s", byType[2], want)
+		}
+		if flags[200] != 0x80 || byType[200] != "cafe" {
+			t.Errorf("unknown TLV flags %#x value %s: want U set, value unchanged", flags[200], byType[200])
+		}
+		if byType[4] != "bae00000" || flags[4] != 0 { // DSCP1 46, DSCP2 46 as received, ECN 0
+			t.Errorf("class of service %s flags %#x", byType[4], flags[4])
+		}
+		if byType[1] != strings.Repeat("00", 20) {
+			t.Errorf("extra padding %s", byType[1])
+		}
+	}
+	if st := refl.Stats(); st.UnknownTLVs != 5 || st.Reflected != 5 {
+		t.Fatalf("reflector stats %+v", st)
+	}
+}
+
+func TestScapyDecodesSender(t *testing.T) {
+	requireRoot(t, "the scapy validator")
+	py := scapyPython(t)
+	s, r := pairNS(t)
+	reflectorIn(t, r, ReflectorConfig{})
+	pcap, stop := capture(t, s, "tws", "udp dst port 862")
+	m, _ := senderIn(t, s, SenderConfig{Name: "scapy", Dst: netip.MustParseAddrPort("[fd00:1::2]:862"), SSID: 0xbeef,
+		Count: 4, Interval: 10 * time.Millisecond, Timeout: time.Second, Padding: 12,
+		TLVs: TLVSet{TimestampInfo: true, ClassOfService: &ClassOfService{DSCP1: 34}}})
+	stop()
+	if m.Received != 4 {
+		t.Fatalf("received %d/4: %+v", m.Received, m)
+	}
+	script, _ := filepath.Abs("testdata/scapy_decode.py")
+	out := stdout(t, py, script, pcap)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("scapy decoded %d packets, want 4:\n%s", len(lines), out)
+	}
+	now := time.Now()
+	for i, line := range lines {
+		var p struct {
+			Seq  uint32  `json:"seq"`
+			SSID uint16  `json:"ssid"`
+			Z    int     `json:"z"`
+			S    int     `json:"s"`
+			TS   float64 `json:"ts"`
+			TLVs []struct {
+				Flags int    `json:"flags"`
+				Type  int    `json:"type"`
+				Value string `json:"value"`
+			} `json:"tlvs"`
+		}
+		if err := json.Unmarshal([]byte(line), &p); err != nil {
+			t.Fatalf("scapy output %q: %v", line, err)
+		}
+		sent := time.Unix(0, int64(p.TS*1e9))
+		if p.Seq != uint32(i) || p.SSID != 0xbeef || p.Z != 0 || now.Sub(sent) > time.Minute || sent.After(now) {
+			t.Fatalf("packet %d decoded as %+v (T1 %v)", i, p, sent)
+		}
+		got := fmt.Sprint(len(p.TLVs))
+		if len(p.TLVs) == 3 {
+			got = fmt.Sprintf("%d:%s %d:%s %d:%s", p.TLVs[0].Type, p.TLVs[0].Value, p.TLVs[1].Type, p.TLVs[1].Value, p.TLVs[2].Type, p.TLVs[2].Value)
+		}
+		if want := "1:" + strings.Repeat("00", 12) + " 3:00000000 4:88000000"; got != want {
+			t.Fatalf("TLVs %s, want %s", got, want)
+		}
+	}
+}
