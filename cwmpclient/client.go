@@ -10,6 +10,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -141,7 +142,10 @@ type Client struct {
 	events *EventStore
 	xfer   TransferExecutor
 	crs    *ConnReqServer
-	dial   func(ctx context.Context, cfg TransportConfig) (conn, error)
+	// crsPort is the connection request listener's port, known once Run
+	// listens (read under the tree lock, hence atomic).
+	crsPort atomic.Value
+	dial    func(ctx context.Context, cfg TransportConfig) (conn, error)
 
 	wake chan struct{} // a session is wanted
 	// urgent: the wanted session skips the retry wait (connection request).
@@ -150,7 +154,7 @@ type Client struct {
 	state     clientState
 	vendorQ   []vendorRequest
 	vendorSeq uint64
-	after     []func(ctx context.Context) error // run after the session
+	after     []func(ctx context.Context) error // reboot / factory reset, after the session
 	retries   int
 	acsMethod []string
 }
@@ -296,10 +300,15 @@ func (c *Client) connReqURL() string {
 	if c.deps.ConnectionRequestHost != nil {
 		host = c.deps.ConnectionRequestHost()
 	}
-	if host == "" {
+	port, _ := c.crsPort.Load().(string)
+	if host == "" || port == "" {
 		return ""
 	}
-	return c.crs.URL(host)
+	path := c.cfg.ConnectionRequest.Path
+	if path == "" {
+		path = "/"
+	}
+	return "http://" + net.JoinHostPort(host, port) + path
 }
 
 func (c *Client) loadState() error {
@@ -356,6 +365,9 @@ func (c *Client) Run(ctx context.Context) error {
 				return fmt.Errorf("cwmpclient: connection request listener: %w", err)
 			}
 		}
+		if _, port, err := net.SplitHostPort(ln.Addr().String()); err == nil {
+			c.crsPort.Store(port)
+		}
 		ms := readManagementServer(c.tree)
 		c.crs.SetCredentials(ms.ConnReqUsername, ms.ConnReqPwd)
 		wg.Add(1)
@@ -385,6 +397,7 @@ func (c *Client) loop(ctx context.Context) error {
 	nextNotify := now.Add(c.notifyInterval())
 	ms := readManagementServer(c.tree)
 	nextPeriodic := periodicNext(ms, now)
+	spins := 0
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -417,7 +430,13 @@ func (c *Client) loop(ctx context.Context) error {
 			c.urgent = false
 			c.mu.Unlock()
 			err := c.session(ctx)
-			c.runAfter(ctx)
+			if c.runAfter(ctx) {
+				// Reboot or factory reset requested and under way: start
+				// no more sessions; the board takes the process down.
+				c.log.Info("waiting for the device to reboot")
+				<-ctx.Done()
+				return nil
+			}
 			now = c.clock.Now()
 			switch {
 			case errors.Is(err, errNoACS):
@@ -434,9 +453,14 @@ func (c *Client) loop(ctx context.Context) error {
 				retryAt = time.Time{}
 				due = c.moreWork()
 			}
-			// The ACS may have changed the schedule or the credentials.
-			ms = readManagementServer(c.tree)
-			nextPeriodic = periodicNext(ms, now)
+			// The ACS may have changed the schedule or the credentials; the
+			// periodic phase is kept unless the schedule changed.
+			if fresh := readManagementServer(c.tree); fresh.periodicChanged(ms) {
+				ms = fresh
+				nextPeriodic = periodicNext(ms, now)
+			} else {
+				ms = fresh
+			}
 			if c.crs != nil {
 				c.crs.SetCredentials(ms.ConnReqUsername, ms.ConnReqPwd)
 			}
@@ -448,6 +472,15 @@ func (c *Client) loop(ctx context.Context) error {
 		if due && retryAt.After(now) && retryAt.Before(wake) {
 			wake = retryAt
 		}
+		if !wake.After(now) {
+			// Something is due already; a store that keeps failing could
+			// make that true forever, so only a few rounds skip the wait.
+			if spins++; spins < 10 {
+				continue
+			}
+			wake = now.Add(time.Second)
+		}
+		spins = 0
 		select {
 		case <-ctx.Done():
 			return nil
@@ -501,6 +534,10 @@ func periodicNext(ms managementServer, now time.Time) time.Time {
 		next = next.Add(ms.PeriodicInterval)
 	}
 	return next
+}
+
+func (m managementServer) periodicChanged(old managementServer) bool {
+	return m.PeriodicEnable != old.PeriodicEnable || m.PeriodicInterval != old.PeriodicInterval || !m.PeriodicTime.Equal(old.PeriodicTime)
 }
 
 var errNoACS = errors.New("no ACS URL configured")
@@ -631,15 +668,20 @@ func (c *Client) cpeRequests(bootstrap bool) []cpeRequest {
 	return out
 }
 
-// runAfter performs what the session asked for once it is over.
-func (c *Client) runAfter(ctx context.Context) {
+// runAfter performs what the session asked for once it is over, and
+// reports whether the device is now going down (reboot, factory reset).
+func (c *Client) runAfter(ctx context.Context) bool {
 	c.mu.Lock()
 	todo := c.after
 	c.after = nil
 	c.mu.Unlock()
-	for _, f := range todo {
-		if err := f(ctx); err != nil {
+	down := false
+	for _, a := range todo {
+		if err := a(ctx); err != nil {
 			c.log.Error("post-session action failed", zap.Error(err))
+			continue
 		}
+		down = true
 	}
+	return down
 }

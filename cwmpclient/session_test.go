@@ -27,7 +27,8 @@ type acsExchange struct {
 type fakeACS struct {
 	t  testing.TB
 	mu sync.Mutex
-	// script holds body XML of the ACS requests of the next session.
+	// script holds body XML of the ACS requests of the next session
+	// (consumed by it).
 	script []string
 	// hold sets HoldRequests on the InformResponse.
 	hold bool
@@ -60,7 +61,9 @@ func (a *fakeACS) dial(_ context.Context, _ TransportConfig) (conn, error) {
 	}
 	a.sessions++
 	a.exchanges = append(a.exchanges, nil)
-	return &fakeConn{acs: a, session: a.sessions - 1, script: slices.Clone(a.script)}, nil
+	script := a.script
+	a.script = nil // the script is for one session
+	return &fakeConn{acs: a, session: a.sessions - 1, script: script}, nil
 }
 
 func (a *fakeACS) env(id, body string, hold bool) []byte {
