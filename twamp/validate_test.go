@@ -282,3 +282,74 @@ func TestScapyDecodesSender(t *testing.T) {
 		}
 	}
 }
+
+// srv6NS builds three namespaces on a line, a — b — c, with an End SID
+// fc00:b::1 on b and an End.DX6 SID fc00:c::100 on c whose decapsulated
+// packets go back through b.
+func srv6NS(t *testing.T) (a, b, c string) {
+	a, b, c = newNS(t, "a"), newNS(t, "b"), newNS(t, "c")
+	link(t, a, "twa", "fd00:ab::1/64", b, "twb1", "fd00:ab::2/64")
+	link(t, b, "twb2", "fd00:bc::2/64", c, "twc", "fd00:bc::3/64")
+	nsx(t, a, "ip", "-6", "route", "add", "fc00::/16", "via", "fd00:ab::2")
+	nsx(t, a, "ip", "-6", "route", "add", "fd00:bc::/64", "via", "fd00:ab::2")
+	nsx(t, b, "sysctl", "-qw", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.twb1.seg6_enabled=1")
+	nsx(t, b, "ip", "-6", "route", "add", "fc00:b::1/128", "encap", "seg6local", "action", "End", "dev", "twb2")
+	nsx(t, b, "ip", "-6", "route", "add", "fc00:c::/64", "via", "fd00:bc::3")
+	nsx(t, c, "sysctl", "-qw", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.twc.seg6_enabled=1")
+	nsx(t, c, "ip", "-6", "route", "add", "fc00:c::100/128", "encap", "seg6local", "action", "End.DX6", "nh6", "fd00:bc::2", "dev", "twc")
+	nsx(t, c, "ip", "-6", "route", "add", "fd00:ab::/64", "via", "fd00:bc::2")
+	return a, b, c
+}
+
+func TestLoopbackOverSRv6(t *testing.T) {
+	requireRoot(t, "the SRv6 loopback test")
+	a, b, _ := srv6NS(t)
+	segs := []netip.Addr{netip.MustParseAddr("fc00:b::1"), netip.MustParseAddr("fc00:c::100")}
+	pcap, stop := capture(t, b, "twb1", "ip6")
+	m, samples := senderIn(t, a, SenderConfig{Name: "loop", Loopback: true, Segments: segs,
+		Src: netip.MustParseAddr("fd00:ab::1"), SSID: 5, Count: 50, Interval: 10 * time.Millisecond, Timeout: time.Second, DSCP: 46})
+	stop()
+	if m.Sent != 50 || m.Received != 50 || m.Lost != 0 {
+		t.Fatalf("loopback metrics %+v", m)
+	}
+	t.Logf("enhanced loopback a→b(End)→c(End.DX6)→b→a over veth: RTT min %v p50 %v p90 %v p99 %v max %v, jitter (mean IPDV) %v",
+		m.RTT.Min, m.RTT.P50, m.RTT.P90, m.RTT.P99, m.RTT.Max, m.Jitter)
+	if len(samples) != 50 || samples[0].RTT <= 0 {
+		t.Fatalf("samples %d, first %+v", len(samples), samples[0])
+	}
+	if _, err := exec.LookPath("tshark"); err == nil {
+		// The probes left a with an SRH of both SIDs and came back plain.
+		out := stdout(t, "tshark", "-r", pcap, "-Y", "ipv6.routing.type == 4 && ipv6.routing.segleft == 1 && ipv6.dst == fc00:b::1 && ipv6.src == fd00:ab::1", "-T", "fields", "-e", "frame.number")
+		if n := len(strings.Fields(out)); n != 50 {
+			t.Fatalf("%d probes with the SRH seen on b, want 50", n)
+		}
+		out = stdout(t, "tshark", "-r", pcap, "-Y", "udp && !ipv6.routing && ipv6.dst == fd00:ab::1 && ipv6.src == fd00:ab::1", "-T", "fields", "-e", "frame.number")
+		if n := len(strings.Fields(out)); n != 50 {
+			t.Fatalf("%d decapsulated probes back through b, want 50", n)
+		}
+	}
+}
+
+func TestSenderAlongSegmentList(t *testing.T) {
+	requireRoot(t, "the SRv6 sender test")
+	a, b, c := srv6NS(t)
+	reflectorIn(t, c, ReflectorConfig{})
+	pcap, stop := capture(t, b, "twb1", "ip6")
+	m, samples := senderIn(t, a, SenderConfig{Name: "srh", Dst: netip.MustParseAddrPort("[fd00:bc::3]:862"),
+		Segments: []netip.Addr{netip.MustParseAddr("fc00:b::1")}, Count: 20, Interval: 10 * time.Millisecond, Timeout: time.Second})
+	stop()
+	if m.Received != 20 {
+		t.Fatalf("metrics %+v", m)
+	}
+	// One router hop (b) between sender and reflector.
+	if samples[0].SenderTTL != 254 {
+		t.Fatalf("sender TTL seen by the reflector %d, want 254", samples[0].SenderTTL)
+	}
+	if _, err := exec.LookPath("tshark"); err == nil {
+		out := stdout(t, "tshark", "-r", pcap, "-o", "udp.check_checksum:TRUE", "-Y",
+			"ipv6.routing.type == 4 && ipv6.dst == fc00:b::1 && udp.dstport == 862 && udp.checksum.status == 1", "-T", "fields", "-e", "frame.number")
+		if n := len(strings.Fields(out)); n != 20 {
+			t.Fatalf("%d probes with an SRH and a good checksum on b, want 20", n)
+		}
+	}
+}
