@@ -403,3 +403,26 @@ func TestSessionLimit(t *testing.T) {
 		t.Fatalf("kept %d sessions, first index %d", len(got), got[0].Index)
 	}
 }
+
+func FuzzParseMessage(f *testing.F) {
+	c := &miniCPE{ns: NS12}
+	f.Add([]byte(c.inform("1 BOOT", "M Download|k")))
+	f.Add([]byte(c.envelope("x", `<soap:Fault><detail><cwmp:Fault><FaultCode>9003</FaultCode><SetParameterValuesFault><ParameterName>A</ParameterName><FaultCode>9007</FaultCode></SetParameterValuesFault></cwmp:Fault></detail></soap:Fault>`)))
+	f.Add([]byte(""))
+	f.Add([]byte("<a:b xmlns:a='x'/>"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		m := parseMessage(raw)
+		if m.ParseError == nil && len(bytes.TrimSpace(raw)) > 0 && m.Body == nil {
+			t.Fatalf("no error and no body for %q", raw)
+		}
+		// Accessors must cope with whatever parsed.
+		_ = m.Text("DeviceId/SerialNumber")
+		_, _ = m.Fault()
+		_ = m.SPVFaults()
+		_ = m.Values()
+		_ = m.Names()
+		if m.Method == "Inform" {
+			_ = parseInform(m)
+		}
+	})
+}

@@ -183,8 +183,8 @@ func (m Message) Fault() (int, string) {
 		return 0, ""
 	}
 	d := child(child(m.Body, "detail"), "Fault")
-	code, _ := strconv.Atoi(strings.TrimSpace(child(d, "FaultCode").Text()))
-	return code, strings.TrimSpace(child(d, "FaultString").Text())
+	code, _ := strconv.Atoi(strings.TrimSpace(textOf(child(d, "FaultCode"))))
+	return code, strings.TrimSpace(textOf(child(d, "FaultString")))
 }
 
 // SPVFaults lists the SetParameterValuesFault entries of a Fault message:
