@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -224,7 +225,7 @@ func (k *Kernel) read() (*state, error) {
 	var all []kroute
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		n := len(all)
-		err := k.c.dump(func(w *wbuf, seq uint32) { w.dumpRoutes(seq, fam, RouteProtocol, 0) },
+		err := k.c.dump(func(w *wbuf, seq uint32) { w.dumpRoutes(seq, fam, RouteProtocol) },
 			func() { all = all[:n] },
 			func(typ uint16, body []byte) error {
 				if typ != unix.RTM_NEWROUTE {
@@ -624,10 +625,19 @@ func (k *Kernel) remove(st *state, dels []rkey, ae *ApplyError) map[rkey]bool {
 func (k *Kernel) pruneNexthops(st *state, used map[uint32]bool, ae *ApplyError) {
 	var stale []uint32
 	for id := range st.nhs {
-		if !used[id] && !k.usedByAnyRoute(id) {
+		if !used[id] {
 			stale = append(stale, id)
 		}
 	}
+	if len(stale) == 0 {
+		return
+	}
+	inUse, err := k.nexthopsInUse()
+	if err != nil {
+		ae.Failed = append(ae.Failed, OpError{Op: "check nexthop objects before deleting them", Err: err})
+		return
+	}
+	stale = slices.DeleteFunc(stale, func(id uint32) bool { return inUse[id] })
 	if len(stale) == 0 {
 		return
 	}
@@ -649,26 +659,26 @@ func (k *Kernel) pruneNexthops(st *state, used map[uint32]bool, ae *ApplyError) 
 	}
 }
 
-// usedByAnyRoute asks the kernel whether any route, of any protocol,
-// uses nexthop object id. On doubt it says yes (keep the object).
-func (k *Kernel) usedByAnyRoute(id uint32) bool {
-	found := false
+// nexthopsInUse lists the nexthop objects any route, of any protocol,
+// uses. The kernel's route dump cannot be filtered by nexthop id, so this
+// reads the whole table; it runs only when an object of ours went stale.
+func (k *Kernel) nexthopsInUse() (map[uint32]bool, error) {
+	inUse := make(map[uint32]bool)
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		err := k.c.dump(func(w *wbuf, seq uint32) { w.dumpRoutes(seq, fam, 0, id) }, func() {}, func(typ uint16, body []byte) error {
+		err := k.c.dump(func(w *wbuf, seq uint32) { w.dumpRoutes(seq, fam, 0) }, func() {}, func(typ uint16, body []byte) error {
 			if typ != unix.RTM_NEWROUTE {
 				return nil
 			}
-			r, err := decodeRoute(body)
-			if err == nil && r.NHID == id {
-				found = true
+			if r, err := decodeRoute(body); err == nil && r.NHID != 0 {
+				inUse[r.NHID] = true
 			}
 			return nil
 		})
-		if err != nil || found {
-			return true
+		if err != nil {
+			return nil, fmt.Errorf("read routes (family %d): %w", fam, err)
 		}
 	}
-	return false
+	return inUse, nil
 }
 
 // ensureVRFs creates the desired VRF devices (table, up, marked ours).

@@ -244,14 +244,11 @@ func (w *wbuf) delNexthop(seq, id uint32) {
 	w.end(off)
 }
 
-// dumpRoutes appends a strict-checked route dump request: family, our
-// protocol, and (when nhid != 0) only routes using that nexthop object.
-func (w *wbuf) dumpRoutes(seq uint32, family uint8, proto uint8, nhid uint32) {
+// dumpRoutes appends a route dump request for one family; with strict
+// checking on, proto != 0 makes the kernel send only that protocol's.
+func (w *wbuf) dumpRoutes(seq uint32, family uint8, proto uint8) {
 	off := w.begin(unix.RTM_GETROUTE, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
 	w.b = append(w.b, family, 0, 0, 0, 0, proto, 0, 0, 0, 0, 0, 0)
-	if nhid != 0 {
-		w.u32(rtaNHID, nhid)
-	}
 	w.end(off)
 }
 
