@@ -1,6 +1,7 @@
 package cwmptest
 
 import (
+	"bytes"
 	"strconv"
 
 	"github.com/beevik/etree"
@@ -12,20 +13,44 @@ type Request struct {
 	// Method is the RPC name ("GetParameterValues", ...).
 	Method string
 	fill   func(m *etree.Element)
-	raw    []byte
+	inner  []byte // Raw: the Body's content, spliced in as is
+	whole  []byte // RawEnvelope: the whole HTTP body
 }
+
+// rawMarker stands for a Raw request's content until it is spliced in.
+const rawMarker = "cwmptest-raw-content"
 
 // body writes the request into an envelope body.
 func (r Request) body(b *etree.Element) {
+	if r.inner != nil {
+		b.CreateElement(rawMarker)
+		return
+	}
 	m := b.CreateElement("cwmp:" + r.Method)
 	if r.fill != nil {
 		r.fill(m)
 	}
 }
 
-// Raw is a request sent verbatim as the HTTP body (e.g. malformed SOAP),
-// recorded under method.
-func Raw(method string, body []byte) Request { return Request{Method: method, raw: body} }
+// encode returns the HTTP body of the request.
+func (r Request) encode(ns, id string) []byte {
+	switch {
+	case r.whole != nil:
+		return r.whole
+	case r.inner != nil:
+		return bytes.Replace(envelope(ns, id, r.body), []byte("<"+rawMarker+"/>"), r.inner, 1)
+	}
+	return envelope(ns, id, r.body)
+}
+
+// Raw is a request whose Body content is inner, verbatim (the "cwmp",
+// "xsd", "xsi", "soap-enc" prefixes are bound), inside a normal envelope
+// with a cwmp:ID: for unknown methods or malformed arguments.
+func Raw(method string, inner []byte) Request { return Request{Method: method, inner: inner} }
+
+// RawEnvelope is a request sent verbatim as the whole HTTP body (e.g.
+// malformed SOAP). The CPE cannot be expected to echo an ID from it.
+func RawEnvelope(method string, body []byte) Request { return Request{Method: method, whole: body} }
 
 // GetRPCMethods asks the CPE which methods it supports.
 func GetRPCMethods() Request { return Request{Method: "GetRPCMethods"} }

@@ -173,8 +173,13 @@ type sessionState struct {
 	Session
 	cookieVal string
 	connIDs   map[uint64]bool
-	pending   *Sent // request awaiting the CPE's response
+	pending   *pendingRequest // request awaiting the CPE's response
 	ns        string
+}
+
+type pendingRequest struct {
+	Sent
+	verbatim bool // sent by RawEnvelope: no ID the CPE could echo
 }
 
 type connKey struct{}
@@ -519,7 +524,7 @@ func (s *Server) check(st *sessionState, r *http.Request, msg Message) {
 			st.violate("message %d: empty POST while %s (ID %s) is unanswered", n, p.Method, p.ID)
 		case msg.Method != p.Method+"Response" && msg.Method != "Fault":
 			st.violate("message %d: %s does not answer %s", n, msg.Method, p.Method)
-		case msg.ID != p.ID:
+		case msg.ID != p.ID && !p.verbatim:
 			st.violate("message %d: %s carries ID %q, want %q echoed", n, msg.Method, msg.ID, p.ID)
 		}
 		st.pending = nil
@@ -610,12 +615,8 @@ func (s *Server) answer(w http.ResponseWriter, st *sessionState, msg Message, re
 		s.idSeq++
 		id := fmt.Sprintf("cwmptest-%d", s.idSeq)
 		sent.Method, sent.ID, sent.Status = rep.Request.Method, id, http.StatusOK
-		if rep.Request.raw != nil {
-			sent.Raw = rep.Request.raw
-		} else {
-			sent.Raw = envelope(s.namespace(st), id, rep.Request.body)
-		}
-		p := sent
+		sent.Raw = rep.Request.encode(s.namespace(st), id)
+		p := pendingRequest{Sent: sent, verbatim: rep.Request.whole != nil}
 		st.pending = &p
 		writeXML(w, http.StatusOK, sent.Raw)
 	default:

@@ -404,6 +404,25 @@ func TestSessionLimit(t *testing.T) {
 	}
 }
 
+func TestRawRequests(t *testing.T) {
+	s := NewServer(t)
+	s.Enqueue(Raw("X_Nope", []byte(`<cwmp:X_Nope><A>1</A></cwmp:X_Nope>`)), RawEnvelope("Broken", []byte("<not-soap")))
+	cpe := newMiniCPE(t, s.URL, nil)
+	cpe.post(cpe.inform("1 BOOT"))
+	_, req := cpe.post("")
+	if req.Method != "X_Nope" || req.ID == "" || req.Text("A") != "1" {
+		t.Fatalf("Raw request %s", req.Raw)
+	}
+	_, req2 := cpe.post(cpe.envelope(req.ID, `<soap:Fault><faultcode>Client</faultcode><faultstring>CWMP fault</faultstring><detail><cwmp:Fault><FaultCode>9000</FaultCode><FaultString>no</FaultString></cwmp:Fault></detail></soap:Fault>`))
+	if string(req2.Raw) != "<not-soap" {
+		t.Fatalf("RawEnvelope sent %q", req2.Raw)
+	}
+	cpe.post(cpe.envelope("", `<soap:Fault><faultcode>Client</faultcode><faultstring>CWMP fault</faultstring><detail><cwmp:Fault><FaultCode>9000</FaultCode><FaultString>no</FaultString></cwmp:Fault></detail></soap:Fault>`))
+	if v := s.Sessions()[0].Violations; len(v) != 0 {
+		t.Fatalf("violations %v", v)
+	}
+}
+
 func FuzzParseMessage(f *testing.F) {
 	c := &miniCPE{ns: NS12}
 	f.Add([]byte(c.inform("1 BOOT", "M Download|k")))
