@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -289,3 +290,49 @@ type discardWriter struct {
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
+// BenchmarkConnReqFlood sends unauthenticated and authenticated requests
+// (half each) at the server and reports the live heap after the flood
+// relative to before it: bounded state means the ratio stays near 1
+// whatever b.N is.
+func BenchmarkConnReqFlood(b *testing.B) {
+	var triggers atomic.Int32
+	srv := NewConnReqServer(ConnReqConfig{Username: "u", Password: "p"}, func() { triggers.Add(1) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = srv.Serve(ctx, ln) }()
+	url := "http://" + ln.Addr().String() + "/"
+	authed := &http.Client{Transport: &digest.Transport{Username: "u", Password: "p"}}
+	anon := &http.Client{}
+	get := func(c *http.Client) {
+		resp, err := c.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	get(authed)
+	heap := func() float64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return float64(m.HeapAlloc)
+	}
+	before := heap()
+	for i := 0; b.Loop(); i++ {
+		if i%2 == 0 {
+			get(anon)
+		} else {
+			get(authed)
+		}
+	}
+	b.ReportMetric(heap()/before, "heap-after/before")
+	b.ReportMetric(before/1024, "heap-before-KiB")
+	b.ReportMetric(float64(srv.verifier.NonceCount()), "nonces")
+	b.ReportMetric(float64(triggers.Load()), "triggers")
+}
