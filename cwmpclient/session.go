@@ -80,12 +80,12 @@ func runSession(ctx context.Context, c conn, d *Dispatcher, plan sessionPlan, lo
 	if err != nil {
 		return fmt.Errorf("post inform: %w", err)
 	}
-	if status != http.StatusOK {
+	if status != http.StatusOK && !soapFaultStatus(status, resp) {
 		return fmt.Errorf("inform: acs answered HTTP %d", status)
 	}
 	env, err := Decode(resp)
 	if err != nil {
-		return fmt.Errorf("inform response: %w", err)
+		return fmt.Errorf("inform response (HTTP %d): %w", status, err)
 	}
 	switch m := env.Msg.(type) {
 	case InformResponse:
@@ -143,7 +143,7 @@ func runSession(ctx context.Context, c conn, d *Dispatcher, plan sessionPlan, lo
 			awaiting = nil
 			continue
 		}
-		if status != http.StatusOK {
+		if status != http.StatusOK && !soapFaultStatus(status, resp) {
 			return fmt.Errorf("acs answered HTTP %d", status)
 		}
 		env, derr := Decode(resp)
@@ -208,6 +208,12 @@ func runSession(ctx context.Context, c conn, d *Dispatcher, plan sessionPlan, lo
 		}
 	}
 	return fmt.Errorf("session exceeded %d exchanges", maxExchanges)
+}
+
+// soapFaultStatus: SOAP 1.1 carries faults with HTTP 500; such an answer
+// is read like a 200.
+func soapFaultStatus(status int, body []byte) bool {
+	return status == http.StatusInternalServerError && len(body) > 0
 }
 
 // isResponseTo matches an ACS message with the CPE request it answers.

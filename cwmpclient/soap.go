@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,8 @@ const MaxEnvelopeSize = 4 << 20
 // maxElements bounds the element count of a decoded message so a body of
 // many tiny elements cannot make the dispatcher do unbounded work.
 const maxElements = 100000
+
+var genieFaultName = regexp.MustCompile(`(</?)([A-Za-z_][A-Za-z0-9_.-]*):Body:Fault`)
 
 // unknownTime is the TR-069 "Unknown Time" for dateTime fields.
 var unknownTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -73,6 +76,11 @@ func Decode(b []byte) (*Envelope, error) {
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		return &Envelope{}, nil
+	}
+	if bytes.Contains(b, []byte(":Body:Fault")) {
+		// GenieACS writes its faults as <soap-env:Body:Fault>, a name Go's
+		// XML reader refuses (two colons): read it as <soap-env:Fault>.
+		b = genieFaultName.ReplaceAll(b, []byte("${1}${2}:Fault"))
 	}
 	doc := etree.NewDocument()
 	doc.ReadSettings = etree.ReadSettings{CharsetReader: passCharset}

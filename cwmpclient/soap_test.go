@@ -127,6 +127,12 @@ func TestDecode(t *testing.T) {
 		in   string
 		want func(t *testing.T, e *Envelope, err error)
 	}{
+		{"genieacs Body:Fault element name", strings.ReplaceAll(strings.ReplaceAll(genieFault, `<Body:Fault xmlns:Body="http://schemas.xmlsoap.org/soap/envelope/">`, `<soap-env:Body:Fault>`), `</Body:Fault>`, `</soap-env:Body:Fault>`),
+			func(t *testing.T, e *Envelope, err error) {
+				if f, ok := e.Msg.(*Fault); err != nil || !ok || f.Code != 8005 {
+					t.Fatalf("got %#v %v", e, err)
+				}
+			}},
 		{"empty body", "", func(t *testing.T, e *Envelope, err error) {
 			if err != nil || e.Msg != nil {
 				t.Fatalf("got %v %v", e, err)

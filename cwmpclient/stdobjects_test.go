@@ -101,6 +101,19 @@ func TestStandardObjects(t *testing.T) {
 func benchTree(b testing.TB) (*Tree, int) {
 	ifs := []IPInterface{{Index: 1, Name: "wan", Status: "Up", IPv6Addresses: []string{"2001:db8::1"}, IPv6Prefixes: []string{"2001:db8::/48"}}}
 	tr, _ := stdTree(b, nil, ifs)
+	addBenchRows(b, tr)
+	all, err := tr.GetValues([]string{""})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return tr, len(all)
+}
+
+// BenchmarkGPVWholeTree measures GetParameterValues("Device.") on 2,000+
+// parameters: the tree walk alone, and the full answer (dispatch and SOAP
+// encoding) as the ACS gets it.
+// addBenchRows adds Device.X_TEST.Row.{i}. with 250 rows of 8 parameters.
+func addBenchRows(b testing.TB, tr *Tree) {
 	if err := tr.RegisterObject("Device.X_TEST.Row.{i}.", Object{Writable: true}); err != nil {
 		b.Fatal(err)
 	}
@@ -114,16 +127,8 @@ func benchTree(b testing.TB) (*Tree, int) {
 			b.Fatal(err)
 		}
 	}
-	all, err := tr.GetValues([]string{""})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return tr, len(all)
 }
 
-// BenchmarkGPVWholeTree measures GetParameterValues("Device.") on 2,000+
-// parameters: the tree walk alone, and the full answer (dispatch and SOAP
-// encoding) as the ACS gets it.
 func BenchmarkGPVWholeTree(b *testing.B) {
 	tr, n := benchTree(b)
 	if n < 2000 {
