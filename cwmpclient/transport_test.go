@@ -355,3 +355,42 @@ func issueClientCert(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey
 	writePEM(t, certFile, "CERTIFICATE", der)
 	writePEM(t, keyFile, "EC PRIVATE KEY", kder)
 }
+
+// An ACS whose nonce expires mid-session answers stale=true; the session
+// re-authenticates on the same connection without failing the POST.
+func TestSessionDigestStaleNonce(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Unix(0, 0)
+	v, err := httpdigest.NewVerifier(httpdigest.Config{Realm: "acs", NonceTTL: time.Minute,
+		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stale atomic.Int32
+	a := newACSRecorder(t, false, func(w http.ResponseWriter, r *http.Request) {
+		if err := v.Check(r.Method, r.RequestURI, r.Header.Get("Authorization"), "cpe", "pw"); err != nil {
+			if errors.Is(err, httpdigest.ErrStale) {
+				stale.Add(1)
+			}
+			for _, ch := range v.Challenges(errors.Is(err, httpdigest.ErrStale)) {
+				w.Header().Add("WWW-Authenticate", ch)
+			}
+			w.WriteHeader(401)
+			return
+		}
+		w.WriteHeader(204)
+	})
+	c := mustDial(t, TransportConfig{URL: a.URL, Username: "cpe", Password: "pw"})
+	if code, _ := sessPost(t, c, ""); code != 204 {
+		t.Fatalf("first: %d", code)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	if code, _ := sessPost(t, c, ""); code != 204 {
+		t.Fatalf("after the nonce expired: %d", code)
+	}
+	if stale.Load() != 1 || a.conns.Load() != 1 {
+		t.Fatalf("%d stale answers, %d connections; want 1, 1", stale.Load(), a.conns.Load())
+	}
+}
