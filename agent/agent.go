@@ -296,7 +296,14 @@ func (a *Agent) onPrefix(pc board.PrefixChange) bool {
 	if !a.havePrefix {
 		old = a.persisted.Prefix
 	}
-	a.log.Info("delegated prefix", zap.Stringer("prefix", pc.New), zap.Stringer("address", pc.Addr), zap.Stringer("old", old))
+	fields := []zap.Field{zap.Stringer("prefix", pc.New)}
+	if pc.Addr.IsValid() {
+		fields = append(fields, zap.Stringer("address", pc.Addr))
+	}
+	if old.IsValid() {
+		fields = append(fields, zap.Stringer("old", old))
+	}
+	a.log.Info("delegated prefix", fields...)
 	a.cur, a.havePrefix = pc, true
 	a.failures = 0
 	return true
@@ -409,7 +416,7 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 	for _, s := range sids {
 		fields = append(fields, zap.String(s.Name, s.SID.String()+" "+s.Installed))
 	}
-	a.log.Info("dataplane applied", fields...)
+	a.log.Info("SIDs programmed", fields...)
 	if a.persisted.Prefix != pc.New || a.persisted.Address != pc.Addr || a.persisted.Locator != d.Locator {
 		a.persist(PersistedPrefix{Prefix: pc.New, Address: pc.Addr, Locator: d.Locator, Applied: now})
 	}

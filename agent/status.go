@@ -20,9 +20,9 @@ const (
 // Status is what the agent reports about itself; status.json holds the same.
 type Status struct {
 	State       string       `json:"state"`
-	Prefix      netip.Prefix `json:"prefix"`
-	Address     netip.Addr   `json:"address"`
-	Locator     netip.Prefix `json:"locator"`
+	Prefix      netip.Prefix `json:"prefix,omitzero"`
+	Address     netip.Addr   `json:"address,omitzero"`
+	Locator     netip.Prefix `json:"locator,omitzero"`
 	LocatorName string       `json:"locator_name"`
 	SIDs        []SIDStatus  `json:"sids"`
 	// RemoteRoutes counts the encap routes in the desired state.
@@ -33,10 +33,10 @@ type Status struct {
 	Fallback []string `json:"fallback"`
 	// LastApply is when Apply last succeeded; LastError is the last error
 	// (apply or derivation), cleared by a success.
-	LastApply time.Time `json:"last_apply"`
+	LastApply time.Time `json:"last_apply,omitzero"`
 	LastError string    `json:"last_error,omitempty"`
 	Failures  int       `json:"consecutive_failures"`
-	NextRetry time.Time `json:"next_retry"`
+	NextRetry time.Time `json:"next_retry,omitzero"`
 	// Previous is the prefix an earlier run last applied (from the state
 	// dir), shown until this run applies its own.
 	Previous *PersistedPrefix `json:"previous,omitempty"`
