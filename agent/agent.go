@@ -185,8 +185,9 @@ func (a *Agent) Status() Status {
 // Reload replaces the config. An invalid config, one the kernel cannot
 // carry out, one that changes what only a restart can (wan, state_dir), or
 // one the current prefix cannot be derived for is rejected and changes
-// nothing. An accepted config is applied at once; a failed Apply is retried
-// like any other. Reload waits for Run to pick the request up.
+// nothing. An accepted config is applied at once, and Reload returns when
+// that Apply is done; a failed Apply is retried like any other (see Status).
+// Reload waits for Run to pick the request up.
 func (a *Agent) Reload(cfg Config) error {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -222,6 +223,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	retry.Stop()
 	defer retry.Stop()
 	var retryC <-chan time.Time
+	var answer chan<- error
 
 	a.log.Info("agent started, waiting for the delegated prefix",
 		zap.String("wan", a.cfg.WAN.Interface), zap.String("prefix_source", a.cfg.WAN.PrefixSource),
@@ -245,11 +247,13 @@ func (a *Agent) Run(ctx context.Context) error {
 				continue
 			}
 		case req := <-a.reloads:
-			err := a.onReload(req.cfg)
-			req.resp <- err
-			if err != nil {
+			if err := a.onReload(req.cfg); err != nil {
+				req.resp <- err
 				continue
 			}
+			// Answered once the new config has been applied (or the
+			// attempt failed and a retry is scheduled).
+			answer = req.resp
 		case <-retryC:
 		}
 		retryC = nil
@@ -258,6 +262,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			retryC = retry.C
 		} else {
 			retry.Stop()
+		}
+		if answer != nil {
+			answer <- nil // buffered: never blocks
+			answer = nil
 		}
 	}
 }
