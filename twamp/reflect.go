@@ -160,11 +160,9 @@ type tokenBucket struct {
 func (b *tokenBucket) allow(now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.last.IsZero() {
-		b.tokens += now.Sub(b.last).Seconds() * b.rate
-		if b.tokens > b.burst {
-			b.tokens = b.burst
-		}
+	// A clock stepping back adds nothing; it only moves the reference.
+	if d := now.Sub(b.last); !b.last.IsZero() && d > 0 {
+		b.tokens = min(b.tokens+d.Seconds()*b.rate, b.burst)
 	}
 	b.last = now
 	if b.tokens < 1 {

@@ -313,3 +313,32 @@ func TestReflectTWAMPLightKeepsPadding(t *testing.T) {
 		t.Fatal("sequence not reflected")
 	}
 }
+
+// The reflector's per-packet path allocates nothing (a count, not a timing).
+func TestReflectNoAllocs(t *testing.T) {
+	c := newTestCore(t, ReflectorConfig{Stateful: true, Keys: []PeerKey{{netip.MustParsePrefix("::/0"), testKey}}})
+	req := senderPacket(t, Unauthenticated, 1, 1, &TLVSet{Location: true, LocationIPv6: true, TimestampInfo: true,
+		ClassOfService: &ClassOfService{DSCP1: 10}, DirectMeasurement: true, FollowUpTelemetry: true, HMAC: true})
+	out := make([]byte, len(req))
+	m := testMeta()
+	allocs := testing.AllocsPerRun(200, func() {
+		rp, reason := c.reflect(req, m, out)
+		if reason != dropNone {
+			t.Fatal(reason)
+		}
+		c.finish(&rp, out, 1, 1)
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per reflected packet, want 0", allocs)
+	}
+	auth := newTestCore(t, ReflectorConfig{Mode: Authenticated, Keys: []PeerKey{{netip.MustParsePrefix("::/0"), testKey}}})
+	areq := senderPacket(t, Authenticated, 1, 1, nil)
+	aout := make([]byte, len(areq))
+	allocs = testing.AllocsPerRun(200, func() {
+		rp, _ := auth.reflect(areq, m, aout)
+		auth.finish(&rp, aout, 1, 1)
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per authenticated reply, want 0", allocs)
+	}
+}
