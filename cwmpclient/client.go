@@ -84,7 +84,9 @@ type Deps struct {
 	// Store keeps the tree, the events and the client state (required).
 	Store Store
 	Info  DeviceInfo
-	// Hooks performs reboot, reset and file application (required).
+	// Hooks performs reboot, reset and file application (required). Its
+	// FactoryReset must erase the Store's files, so that the next boot
+	// bootstraps with the factory configuration.
 	Hooks BoardHooks
 	// Transfers runs file transfers; nil makes one from Config.Transfer
 	// (Download/Upload are refused when that has no WorkDir).
@@ -656,7 +658,19 @@ func (c *Client) cpeRequests(bootstrap bool) []cpeRequest {
 	queued := slices.Clone(c.vendorQ)
 	c.mu.Unlock()
 	for _, v := range queued {
-		out = append(out, cpeRequest{msg: v.msg, done: func(resp Message) {
+		name := v.msg.Name
+		answers := func(resp Message) bool {
+			switch r := resp.(type) {
+			case *Fault:
+				return true
+			case VendorMessage:
+				// Q.Suppl.79 names its answers freely (…_Resp): any vendor
+				// message the CPE does not serve itself answers ours.
+				return r.Name == name+"Response" || !c.disp.handles(r.Name)
+			}
+			return false
+		}
+		out = append(out, cpeRequest{msg: v.msg, answers: answers, done: func(resp Message) {
 			c.mu.Lock()
 			c.vendorQ = slices.DeleteFunc(c.vendorQ, func(q vendorRequest) bool { return q.id == v.id })
 			c.mu.Unlock()

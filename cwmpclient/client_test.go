@@ -424,6 +424,49 @@ func TestClientConnectionRequest(t *testing.T) {
 	}
 }
 
+func TestClientACSURLChangeBootstraps(t *testing.T) {
+	validator(t)
+	acs := &fakeACS{t: t, script: []string{
+		`<cwmp:SetParameterValues><ParameterList soapenc:arrayType="cwmp:ParameterValueStruct[1]"><ParameterValueStruct><Name>Device.ManagementServer.URL</Name><Value>https://new-acs.test/cwmp</Value></ParameterValueStruct></ParameterList><ParameterKey>u</ParameterKey></cwmp:SetParameterValues>`,
+	}}
+	h := startClient(t, newMemStore(), acs, testConfig(), Deps{})
+	h.clk.nextSleep(t)
+	ev, _, _ := acs.informOf(1)
+	acs.mu.Lock()
+	urls := slices.Clone(acs.urls)
+	acs.mu.Unlock()
+	if !slices.Equal(urls, []string{"http://acs.test/cwmp", "https://new-acs.test/cwmp"}) || !slices.Equal(ev, []string{EventBootstrap}) {
+		t.Errorf("after the URL change: sessions to %v, events %v", urls, ev)
+	}
+}
+
+func TestClientVendorRPC(t *testing.T) {
+	validator(t)
+	acs := &fakeACS{t: t, vendorAnswer: "Stats_IP_Change_Report_Resp"}
+	h := startClient(t, newMemStore(), acs, testConfig(), Deps{})
+	h.clk.nextSleep(t)
+	got := make(chan Message, 1)
+	err := h.c.SendVendor(VendorMessage{Name: "Stats_IP_Change_Report", Fields: []Field{{Name: "IPv6Prefix", Value: "2001:db8::/48"}}}, func(m Message) { got <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.clk.nextSleep(t)
+	select {
+	case m := <-got:
+		if v, ok := m.(VendorMessage); !ok || v.Name != "Stats_IP_Change_Report_Resp" {
+			t.Errorf("answer %#v", m)
+		}
+	default:
+		t.Fatal("vendor RPC not answered")
+	}
+	if m := acs.methods(1); !slices.Equal(m, []string{"Inform", "Stats_IP_Change_Report", ""}) {
+		t.Errorf("session sent %v", m)
+	}
+	if err := h.c.SendVendor(VendorMessage{Name: "bad name"}, nil); err == nil {
+		t.Error("invalid vendor name accepted")
+	}
+}
+
 func TestNewRejectsBadDeps(t *testing.T) {
 	if _, err := New(testConfig(), Deps{}); err == nil {
 		t.Error("missing store and hooks accepted")

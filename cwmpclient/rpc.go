@@ -58,6 +58,13 @@ func (d *Dispatcher) HandleVendor(name string, h VendorHandler) {
 	d.mu.Unlock()
 }
 
+// handles reports whether a vendor method has a handler.
+func (d *Dispatcher) handles(name string) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.vendor[name] != nil
+}
+
 var standardMethods = []string{
 	"GetRPCMethods", "SetParameterValues", "GetParameterValues", "GetParameterNames",
 	"SetParameterAttributes", "GetParameterAttributes", "AddObject", "DeleteObject",

@@ -23,6 +23,10 @@ type conn interface {
 type cpeRequest struct {
 	msg  Message
 	done func(resp Message)
+	// answers, when set, tells whether an ACS message answers msg (vendor
+	// RPCs whose response is not named msg+"Response"); nil uses the
+	// standard naming.
+	answers func(resp Message) bool
 }
 
 // sessionPlan is what one session carries.
@@ -178,7 +182,11 @@ func runSession(ctx context.Context, c conn, d *Dispatcher, plan sessionPlan, lo
 		}
 		bad = 0
 		if awaiting != nil {
-			if isResponseTo(awaiting.msg, env.Msg) {
+			match := isResponseTo(awaiting.msg, env.Msg)
+			if awaiting.answers != nil {
+				match = awaiting.answers(env.Msg)
+			}
+			if match {
 				if awaiting.done != nil {
 					awaiting.done(env.Msg)
 				}

@@ -40,8 +40,12 @@ type fakeACS struct {
 	failDials int
 	// raw, when set, replaces the next ACS answer verbatim.
 	raw []string
+	// vendorAnswer names the answer to CPE vendor RPCs (default
+	// method+"Response").
+	vendorAnswer string
 
 	sessions  int
+	urls      []string        // ACS URL of each session
 	exchanges [][]acsExchange // per session
 }
 
@@ -52,7 +56,7 @@ type fakeConn struct {
 	closed  bool
 }
 
-func (a *fakeACS) dial(_ context.Context, _ TransportConfig) (conn, error) {
+func (a *fakeACS) dial(_ context.Context, tc TransportConfig) (conn, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.failDials > 0 {
@@ -60,6 +64,7 @@ func (a *fakeACS) dial(_ context.Context, _ TransportConfig) (conn, error) {
 		return nil, errors.New("connection refused (fake)")
 	}
 	a.sessions++
+	a.urls = append(a.urls, tc.URL)
 	a.exchanges = append(a.exchanges, nil)
 	script := a.script
 	a.script = nil // the script is for one session
@@ -118,7 +123,11 @@ func (c *fakeConn) Post(_ context.Context, body []byte) (int, []byte, error) {
 		return http.StatusOK, a.env(ex.id, resp, a.hold), nil
 	}
 	if strings.HasPrefix(ex.method, "X_") || strings.HasPrefix(ex.method, "Stats_") {
-		return http.StatusOK, a.env(ex.id, `<cwmp:`+ex.method+`Response><Result>ok</Result></cwmp:`+ex.method+`Response>`, a.hold), nil
+		name := a.vendorAnswer
+		if name == "" {
+			name = ex.method + "Response"
+		}
+		return http.StatusOK, a.env(ex.id, `<cwmp:`+name+`><Result>ok</Result></cwmp:`+name+`>`, a.hold), nil
 	}
 	if len(c.script) > 0 {
 		next := c.script[0]

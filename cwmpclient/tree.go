@@ -138,6 +138,7 @@ type Tree struct {
 	paramKey   string
 	committers []committerReg
 	onActive   func()
+	aliases    map[string]string // alias -> canonical name or object path
 }
 
 type treeState struct {
@@ -158,6 +159,7 @@ func NewTree(store Store, file string) *Tree {
 		file:   file,
 		values: map[string]string{}, tables: map[string]*tableState{},
 		attrs: map[string]attrState{}, last: map[string]string{}, changed: map[string]bool{},
+		aliases: map[string]string{},
 	}
 }
 
@@ -309,6 +311,41 @@ func (t *Tree) AddCommitter(prefix string, c Committer) {
 	t.mu.Unlock()
 }
 
+// Alias lets name stand for target in every RPC: a parameter alias
+// ("IPv6Prefix" for "Device.X_ITU-INT_SRv6.IPv6Prefix") or an object alias
+// ending with '.' ("SRv6Locator." for "Device.X_ITU-INT_SRv6.Locator."),
+// so a controller can use the bare names of Q.Suppl.79 Appendix I. A
+// parameter asked for by its alias is answered under the alias.
+func (t *Tree) Alias(name, target string) error {
+	if name == "" || target == "" || strings.HasSuffix(name, ".") != strings.HasSuffix(target, ".") ||
+		strings.Count(strings.TrimSuffix(name, "."), ".") > 0 {
+		return fmt.Errorf("alias %q -> %q: want a one-segment name, both parameters or both objects", name, target)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, taken := t.root.byName[strings.TrimSuffix(name, ".")]; taken {
+		return fmt.Errorf("alias %q shadows a registered object", name)
+	}
+	t.aliases[name] = target
+	return nil
+}
+
+// canonical maps an aliased name to the registered one; with t.mu held.
+func (t *Tree) canonical(name string) string {
+	if len(t.aliases) == 0 {
+		return name
+	}
+	if a, ok := t.aliases[name]; ok {
+		return a
+	}
+	if i := strings.IndexByte(name, '.'); i > 0 {
+		if a, ok := t.aliases[name[:i+1]]; ok {
+			return a + name[i+1:]
+		}
+	}
+	return name
+}
+
 // ParameterKey is the key of the last successful SPV/AddObject/DeleteObject.
 func (t *Tree) ParameterKey() string {
 	t.mu.Lock()
@@ -423,6 +460,7 @@ func (t *Tree) value(name string, p *Param, idx []uint32) (string, error) {
 
 // valueOf reads a parameter by name; called with t.mu held.
 func (t *Tree) valueOf(name string) (string, bool) {
+	name = t.canonical(name)
 	l, ok := t.resolve(name)
 	if !ok || l.n.param == nil {
 		return "", false
@@ -445,10 +483,11 @@ func (t *Tree) GetValues(names []string) ([]ParameterValue, error) {
 	defer t.mu.Unlock()
 	var out []ParameterValue
 	var werr error
-	for _, name := range names {
+	for _, asked := range names {
+		name := t.canonical(asked)
 		l, ok := t.resolve(name)
 		if !ok {
-			return nil, NewFault(FaultInvalidName, "no such parameter %q", name)
+			return nil, NewFault(FaultInvalidName, "no such parameter %q", asked)
 		}
 		emit := func(full string, n *node, idx []uint32) {
 			v, err := t.value(full, n.param, idx)
@@ -457,6 +496,9 @@ func (t *Tree) GetValues(names []string) ([]ParameterValue, error) {
 			}
 			if n.param.Secret {
 				v = ""
+			}
+			if full == name {
+				full = asked
 			}
 			out = append(out, ParameterValue{Name: full, Value: v, Type: n.param.Type.XSD()})
 		}
@@ -491,15 +533,17 @@ func objectWritable(n *node) bool {
 func (t *Tree) GetNames(path string, nextLevel bool) ([]ParameterInfo, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	asked := path
+	path = t.canonical(path)
 	l, ok := t.resolve(path)
 	if !ok {
-		return nil, NewFault(FaultInvalidName, "no such parameter or object %q", path)
+		return nil, NewFault(FaultInvalidName, "no such parameter or object %q", asked)
 	}
 	if l.n.param != nil {
 		if nextLevel {
-			return nil, NewFault(FaultInvalidArguments, "NextLevel true with parameter name %q", path)
+			return nil, NewFault(FaultInvalidArguments, "NextLevel true with parameter name %q", asked)
 		}
-		return []ParameterInfo{{Name: path, Writable: l.n.param.Writable}}, nil
+		return []ParameterInfo{{Name: asked, Writable: l.n.param.Writable}}, nil
 	}
 	var out []ParameterInfo
 	if path != "" && !nextLevel {
@@ -562,12 +606,13 @@ func (t *Tree) SetValues(params []ParameterValue, key string) (status int, err e
 		fault := func(code int, format string, args ...any) {
 			faults = append(faults, SPVFault{Name: pv.Name, Code: code, String: fmt.Sprintf(format, args...)})
 		}
-		if seen[pv.Name] {
+		name := t.canonical(pv.Name)
+		if seen[name] {
 			fault(FaultInvalidArguments, "parameter %q appears twice", pv.Name)
 			continue
 		}
-		seen[pv.Name] = true
-		l, ok := t.resolve(pv.Name)
+		seen[name] = true
+		l, ok := t.resolve(name)
 		if !ok || l.n.param == nil {
 			fault(FaultInvalidName, "no such parameter %q", pv.Name)
 			continue
@@ -598,8 +643,8 @@ func (t *Tree) SetValues(params []ParameterValue, key string) (status int, err e
 				continue
 			}
 		}
-		old, _ := t.value(pv.Name, p, l.idx)
-		sets = append(sets, pendingSet{ch: Change{Name: pv.Name, Template: template(l.n), Idx: l.idx, Old: old, New: v}, p: p})
+		old, _ := t.value(name, p, l.idx)
+		sets = append(sets, pendingSet{ch: Change{Name: name, Template: template(l.n), Idx: l.idx, Old: old, New: v}, p: p})
 	}
 	if len(faults) > 0 {
 		return 0, &Fault{Code: FaultInvalidArguments, String: faultStrings[FaultInvalidArguments], SPV: faults}
@@ -709,6 +754,7 @@ func (t *Tree) group(sets []pendingSet) []commitGroup {
 func (t *Tree) AddObject(name, key string) (uint32, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	name = t.canonical(name)
 	l, ok := t.resolve(name)
 	if !ok || name == "" || l.n.table == nil || !l.n.table.Writable || l.n.table.Instances != nil {
 		return 0, NewFault(FaultInvalidName, "%q is not a multi-instance object the ACS may add to", name)
@@ -752,6 +798,7 @@ func (t *Tree) AddObject(name, key string) (uint32, error) {
 func (t *Tree) DeleteObject(name, key string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	name = t.canonical(name)
 	l, ok := t.resolve(name)
 	if !ok || !strings.HasSuffix(name, ".") || l.n.name != "{i}" {
 		return NewFault(FaultInvalidName, "%q is not an object instance", name)
@@ -814,14 +861,19 @@ func (t *Tree) GetAttributes(names []string) ([]ParameterAttribute, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []ParameterAttribute
-	for _, name := range names {
+	for _, asked := range names {
+		name := t.canonical(asked)
 		l, ok := t.resolve(name)
 		if !ok {
-			return nil, NewFault(FaultInvalidName, "no such parameter %q", name)
+			return nil, NewFault(FaultInvalidName, "no such parameter %q", asked)
 		}
 		emit := func(full string, n *node, _ []uint32) {
 			a := t.attrs[full]
-			out = append(out, ParameterAttribute{Name: full, Notification: t.notifyOf(full, n.param), AccessList: slices.Clone(a.Access)})
+			shown := full
+			if full == name {
+				shown = asked
+			}
+			out = append(out, ParameterAttribute{Name: shown, Notification: t.notifyOf(full, n.param), AccessList: slices.Clone(a.Access)})
 		}
 		if l.n.param != nil {
 			emit(name, l.n, l.idx)
@@ -857,7 +909,8 @@ func (t *Tree) SetAttributes(list []SetParameterAttributesStruct) error {
 				}
 			}
 		}
-		l, ok := t.resolve(s.Name)
+		name := t.canonical(s.Name)
+		l, ok := t.resolve(name)
 		if !ok {
 			return NewFault(FaultInvalidName, "no such parameter %q", s.Name)
 		}
@@ -879,10 +932,10 @@ func (t *Tree) SetAttributes(list []SetParameterAttributesStruct) error {
 			if why := refuse(l.n.param); why != "" {
 				return NewFault(FaultNotifyRejected, "%s: %s", s.Name, why)
 			}
-			targets = append(targets, attrTarget{s.Name, l.n, l.idx, s})
+			targets = append(targets, attrTarget{name, l.n, l.idx, s})
 			continue
 		}
-		t.walk(l, s.Name, false, func(full string, n *node, idx []uint32) {
+		t.walk(l, name, false, func(full string, n *node, idx []uint32) {
 			if refuse(n.param) == "" {
 				targets = append(targets, attrTarget{full, n, idx, s})
 			}
@@ -983,6 +1036,7 @@ func (t *Tree) CheckNotifications() error {
 // ACS's): no validation of writability, and notification applies.
 func (t *Tree) SetLocal(name, value string) error {
 	t.mu.Lock()
+	name = t.canonical(name)
 	l, ok := t.resolve(name)
 	if !ok || l.n.param == nil || l.n.param.Get != nil {
 		t.mu.Unlock()

@@ -411,3 +411,42 @@ func TestNormalize(t *testing.T) {
 		}
 	}
 }
+
+func TestAliases(t *testing.T) {
+	tr, _ := testTree(t, newMemStore())
+	for _, bad := range [][2]string{{"A.B", "Device.X.Count"}, {"Svc.", "Device.X.Count"}, {"Device", "Device.X.Count"}, {"", "x"}} {
+		if err := tr.Alias(bad[0], bad[1]); err == nil {
+			t.Errorf("alias %q -> %q accepted", bad[0], bad[1])
+		}
+	}
+	if err := tr.Alias("Count", "Device.X.Count"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Alias("Svc.", "Device.X.Svc."); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.SetValues([]ParameterValue{{Name: "Count", Value: "5"}, {Name: "Device.X.Count", Value: "6"}}, "k"); faultCode(err) != FaultInvalidArguments {
+		t.Errorf("alias and its target in one SPV: %v, want 9003 duplicate", err)
+	}
+	if _, err := tr.SetValues([]ParameterValue{{Name: "Count", Value: "5"}}, "k"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := tr.AddObject("Svc.", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.SetValues([]ParameterValue{{Name: fmt.Sprintf("Svc.%d.Name", n), Value: "a"}}, "k"); err != nil {
+		t.Fatal(err)
+	}
+	v, err := tr.GetValues([]string{"Count", "Device.X.Count", "Svc."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := names(v, func(p ParameterValue) string { return p.Name + "=" + p.Value })
+	if want := []string{"Count=5", "Device.X.Count=5", "Device.X.Svc.1.Name=a", "Device.X.Svc.1.Port=0"}; !slices.Equal(got, want) {
+		t.Errorf("GPV through aliases %v, want %v", got, want)
+	}
+	if err := tr.DeleteObject("Svc.1.", "k"); err != nil {
+		t.Fatal(err)
+	}
+}
