@@ -17,11 +17,16 @@ func (n *noteCommitter) Rollback(Values, []Change) {}
 
 func stdTree(t testing.TB, store Store, ifs []IPInterface) (*Tree, *noteCommitter) {
 	t.Helper()
+	return stdTreeVersion(t, store, ifs, "1.2.3")
+}
+
+func stdTreeVersion(t testing.TB, store Store, ifs []IPInterface, version string) (*Tree, *noteCommitter) {
+	t.Helper()
 	tr := NewTree(store, "tree.json")
 	boot := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	note := &noteCommitter{}
 	err := RegisterStandard(tr, StdObjects{
-		Info: DeviceInfo{Manufacturer: "Acme", ManufacturerOUI: "00AABB", ProductClass: "SRv6CPE", SerialNumber: "SN1", HardwareVersion: "hw1", SoftwareVersion: "1.2.3"},
+		Info: DeviceInfo{Manufacturer: "Acme", ManufacturerOUI: "00AABB", ProductClass: "SRv6CPE", SerialNumber: "SN1", HardwareVersion: "hw1", SoftwareVersion: version},
 		ACS: ManagementDefaults{URL: "http://acs.example/cwmp", Username: "cpe", Password: "secret",
 			PeriodicInformEnable: true, PeriodicInformInterval: 300, ConnectionRequestUsername: "cr", ConnectionRequestPassword: "crpw"},
 		ConnectionRequestURL: func() string { return "http://[2001:db8::1]:7547/cr" },
@@ -93,6 +98,34 @@ func TestStandardObjects(t *testing.T) {
 		"Device.DeviceInfo.ProvisioningCode=", "Device.ManagementServer.ParameterKey=k9", "Device.ManagementServer.ConnectionRequestURL=http://[2001:db8::1]:7547/cr"}
 	if !slices.Equal(forced, want) {
 		t.Errorf("forced inform %v, want %v", forced, want)
+	}
+}
+
+func TestSoftwareVersionChangeAcrossReboot(t *testing.T) {
+	store := newMemStore()
+	tr, _ := stdTreeVersion(t, store, nil, "1.0")
+	if err := tr.CheckNotifications(); err != nil {
+		t.Fatal(err)
+	}
+	writes := store.writes
+	for range 3 {
+		if err := tr.CheckNotifications(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if store.writes != writes {
+		t.Errorf("%d state writes from checks that found nothing new", store.writes-writes)
+	}
+	// "Reboot" into a new image.
+	tr2, _ := stdTreeVersion(t, store, nil, "2.0")
+	active := 0
+	tr2.OnActiveNotification(func() { active++ })
+	if err := tr2.CheckNotifications(); err != nil {
+		t.Fatal(err)
+	}
+	p := tr2.PendingNotifications()
+	if active != 1 || len(p) != 1 || p[0].Name != "Device.DeviceInfo.SoftwareVersion" || p[0].Value != "2.0" {
+		t.Errorf("after upgrade: active=%d pending=%v", active, p)
 	}
 }
 

@@ -983,7 +983,7 @@ func cloneMap[V any](m map[string]V) map[string]V {
 // periodically and whenever the device changed something.
 func (t *Tree) CheckNotifications() error {
 	t.mu.Lock()
-	active := false
+	active, dirty := false, false
 	var firstErr error
 	visit := func(name string, n *node, idx []uint32) {
 		mode := t.notifyOf(name, n.param)
@@ -998,8 +998,15 @@ func (t *Tree) CheckNotifications() error {
 			return
 		}
 		old, seen := t.last[name]
+		if seen && old == v {
+			return
+		}
+		// A first sighting is persisted too: a forced-active value that
+		// changes across a reboot (SoftwareVersion after an upgrade) is
+		// then still noticed.
 		t.last[name] = v
-		if !seen || old == v {
+		dirty = true
+		if !seen {
 			return
 		}
 		t.changed[name] = true
@@ -1021,7 +1028,8 @@ func (t *Tree) CheckNotifications() error {
 		}
 	})
 	var err error
-	if len(t.changed) > 0 {
+	if dirty {
+		// Only on news: flash on a CPE must not be rewritten every check.
 		err = t.save()
 	}
 	fn := t.onActive

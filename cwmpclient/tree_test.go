@@ -15,6 +15,7 @@ type memStore struct {
 	mu        sync.Mutex
 	files     map[string][]byte
 	failWrite error
+	writes    int
 }
 
 func newMemStore() *memStore { return &memStore{files: map[string][]byte{}} }
@@ -36,6 +37,7 @@ func (m *memStore) WriteFile(name string, data []byte) error {
 		return m.failWrite
 	}
 	m.files[name] = slices.Clone(data)
+	m.writes++
 	return nil
 }
 
