@@ -34,6 +34,7 @@ const (
 	cntMalformedTLV
 	cntUnknownTLV
 	cntTLVIntegrity
+	cntRecvError
 	numCounters
 )
 
@@ -62,7 +63,10 @@ type ReflectorStats struct {
 	MalformedTLVs        uint64
 	UnknownTLVs          uint64
 	TLVIntegrityFailures uint64
-	Sessions             int
+	// RecvErrors counts failed receive calls (nothing was lost to them
+	// that the kernel had delivered).
+	RecvErrors uint64
+	Sessions   int
 }
 
 func (c *counters) snapshot() ReflectorStats {
@@ -74,6 +78,7 @@ func (c *counters) snapshot() ReflectorStats {
 		TableFull: g(int(dropTableFull)), NoReplyRequested: g(int(dropNoReplyRequested)), Loop: g(int(dropLoop)),
 		BadDestination: g(int(dropBadDestination)), SendErrors: g(int(dropSendError)),
 		MalformedTLVs: g(cntMalformedTLV), UnknownTLVs: g(cntUnknownTLV), TLVIntegrityFailures: g(cntTLVIntegrity),
+		RecvErrors: g(cntRecvError),
 	}
 }
 

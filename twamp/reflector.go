@@ -276,10 +276,20 @@ func (r *Reflector) serve(ctx context.Context, c *net.UDPConn) error {
 			return errno != unix.EAGAIN && errno != unix.EINTR
 		})
 		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
 			return fmt.Errorf("reflector %v: %w", c.LocalAddr(), err)
 		}
 		if errno != 0 {
-			return fmt.Errorf("reflector %v: recvmmsg: %w", c.LocalAddr(), errno)
+			// Transient (ENOMEM, a queued ICMP error...): a reflector on a
+			// CPE keeps serving; count it and back off a little.
+			r.cnt.inc(cntRecvError)
+			if ce := r.log.Check(zap.DebugLevel, "stamp recvmmsg failed"); ce != nil {
+				ce.Write(zap.Stringer("listen", c.LocalAddr()), zap.Error(errno))
+			}
+			time.Sleep(time.Millisecond)
+			continue
 		}
 		k := 0
 		for i := 0; i < n; i++ {

@@ -132,8 +132,16 @@ func TestSenderReflectorLoopback(t *testing.T) {
 
 func TestReflectorDropsBadPacketsAndKeepsServing(t *testing.T) {
 	key := []byte("0123456789abcdef")
-	r := startReflector(t, ReflectorConfig{Mode: Authenticated, Keys: []PeerKey{{netip.MustParsePrefix("::1/128"), key}}, MaxPacket: 1024})
-	c, err := net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(r.Addrs()[0]))
+	r := startReflector(t, ReflectorConfig{Listen: []netip.Addr{netip.IPv6Unspecified()}, Mode: Authenticated,
+		Keys: []PeerKey{{netip.MustParsePrefix("::/0"), key}}, Allow: []netip.Prefix{netip.MustParsePrefix("::1/128")}, MaxPacket: 1024})
+	port := r.Addrs()[0].Port()
+	// An IPv4 peer outside the allow-list.
+	c4, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c4.Close()
+	c, err := net.DialUDP("udp6", nil, &net.UDPAddr{IP: net.IPv6loopback, Port: int(port)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +151,9 @@ func TestReflectorDropsBadPacketsAndKeepsServing(t *testing.T) {
 	NewSigner(key).Sign(good)
 	badMAC := append([]byte(nil), good...)
 	badMAC[0] ^= 1
+	if _, err := c4.Write(good); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range [][]byte{make([]byte, 20), make([]byte, 2000), badMAC, good} {
 		if _, err := c.Write(p); err != nil {
 			t.Fatal(err)
@@ -158,7 +169,7 @@ func TestReflectorDropsBadPacketsAndKeepsServing(t *testing.T) {
 		t.Fatal("reply HMAC")
 	}
 	st := r.Stats()
-	if st.BadLength != 1 || st.TooLong != 1 || st.BadHMAC != 1 || st.Reflected != 1 || st.Received != 4 {
+	if st.UnknownPeer != 1 || st.BadLength != 1 || st.TooLong != 1 || st.BadHMAC != 1 || st.Reflected != 1 || st.Received != 5 {
 		t.Fatalf("stats %+v", st)
 	}
 }
