@@ -410,13 +410,13 @@ func (k *Kernel) Apply(ctx context.Context, d Desired) (err error) {
 	// 4. Nexthop objects nothing uses any more, then stale VRFs.
 	used := make(map[uint32]bool)
 	replaced := make(map[rkey]bool)
-	added := 0
+	added, lastID := 0, uint32(0)
 	for i, u := range ups {
 		if !upOK[i] {
 			continue
 		}
-		if ids[i] != 0 {
-			used[ids[i]] = true
+		if id := ids[i]; id != 0 && id != lastID { // runs of routes share an object
+			used[id], lastID = true, id
 		}
 		if u.Replace {
 			replaced[u.Key] = true

@@ -258,6 +258,7 @@ func plan(d Desired, caps Capabilities, wan string, nm names) (desiredSet, error
 	n := len(d.Locators) + len(d.LocalSIDs) + len(d.BSIDs) + len(d.Encaps)
 	ds := desiredSet{routes: make(routeSet, n), order: make([]rkey, 0, n)}
 	rs := ds.routes
+	si := &segInterner{}
 	vt := make(map[string]int, len(d.VRFs))
 	tables := make(map[int]string, len(d.VRFs))
 	if len(d.VRFs) > 0 && !caps.VRF {
@@ -316,7 +317,7 @@ func plan(d Desired, caps Capabilities, wan string, nm names) (desiredSet, error
 	}
 	sids := func(list []LocalSID, bsid bool) error {
 		for _, s := range list {
-			v, err := localVal(s, caps, vt, bsid)
+			v, err := localVal(s, caps, vt, bsid, si)
 			if err != nil {
 				return err
 			}
@@ -360,7 +361,7 @@ func plan(d Desired, caps Capabilities, wan string, nm names) (desiredSet, error
 		default:
 			return desiredSet{}, fmt.Errorf("%s: unknown encap mode %d", what, e.Mode)
 		}
-		if v.Segs, err = segments(what, e.Segments); err != nil {
+		if v.Segs, err = segments(what, e.Segments, si); err != nil {
 			return desiredSet{}, err
 		}
 		if v.Dev, err = dev(what, e.Dev); err != nil {
@@ -409,7 +410,31 @@ func routeTable(what subject, table int, vrf string, vt map[string]int) (int, er
 	return table, nil
 }
 
-func segments(what subject, segs []netip.Addr) (segList, error) {
+// segInterner gives equal segment lists one string: thousands of VPN
+// routes use a handful of lists.
+type segInterner struct {
+	m   map[string]segList
+	buf []byte
+}
+
+func (si *segInterner) intern(segs []netip.Addr) segList {
+	si.buf = si.buf[:0]
+	for _, a := range segs {
+		x := a.As16()
+		si.buf = append(si.buf, x[:]...)
+	}
+	if s, ok := si.m[string(si.buf)]; ok {
+		return s
+	}
+	if si.m == nil {
+		si.m = make(map[string]segList)
+	}
+	s := segList(si.buf)
+	si.m[string(s)] = s
+	return s
+}
+
+func segments(what subject, segs []netip.Addr, si *segInterner) (segList, error) {
 	if len(segs) == 0 {
 		return "", fmt.Errorf("%s: empty segment list", what)
 	}
@@ -421,11 +446,11 @@ func segments(what subject, segs []netip.Addr) (segList, error) {
 			return "", fmt.Errorf("%s: segment %s is not a unicast IPv6 address", what, s)
 		}
 	}
-	return packSegs(segs), nil
+	return si.intern(segs), nil
 }
 
 // localVal maps a LocalSID onto its seg6local route (without the device).
-func localVal(s LocalSID, caps Capabilities, vt map[string]int, bsid bool) (rval, error) {
+func localVal(s LocalSID, caps Capabilities, vt map[string]int, bsid bool, si *segInterner) (rval, error) {
 	what := subject{kind: subjSID, a: s.SID, b: s.Behavior}
 	if !s.SID.Is6() || s.SID.Is4In6() || s.SID.IsUnspecified() || s.SID.IsMulticast() || s.SID.Zone() != "" {
 		return rval{}, fmt.Errorf("SID %s: not a unicast IPv6 address", s.SID)
@@ -499,7 +524,7 @@ func localVal(s LocalSID, caps Capabilities, vt map[string]int, bsid bool) (rval
 		if !caps.EndB6Encaps {
 			return rval{}, fmt.Errorf("%s: this kernel has no End.B6.Encaps", what)
 		}
-		if v.Segs, err = segments(what, s.Segments); err != nil {
+		if v.Segs, err = segments(what, s.Segments, si); err != nil {
 			return rval{}, err
 		}
 	}
