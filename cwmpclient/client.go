@@ -226,7 +226,7 @@ func New(cfg Config, deps Deps) (*Client, error) {
 		Interfaces:           deps.Interfaces,
 		Boot:                 deps.Boot,
 		Now:                  c.clock.Now,
-	}, msWatcher{c})
+	}, nil) // the loop rereads ManagementServer after every session
 	if err != nil {
 		return nil, fmt.Errorf("cwmpclient: standard objects: %w", err)
 	}
@@ -336,14 +336,6 @@ func (c *Client) saveState() error {
 	return c.deps.Store.WriteFile(clientStateFile, b)
 }
 
-// msWatcher wakes the client when the ACS changed the ManagementServer
-// object (new URL -> bootstrap, new schedule, new credentials); the
-// client rereads the values after the session.
-type msWatcher struct{ c *Client }
-
-func (w msWatcher) Commit(Values, []Change) error { return nil }
-func (w msWatcher) Rollback(Values, []Change)     {}
-
 // Run boots the client (1 BOOT, and 0 BOOTSTRAP for a new ACS), then runs
 // sessions when events call for them until ctx ends. It returns nil on
 // cancellation.
@@ -446,8 +438,8 @@ func (c *Client) loop(ctx context.Context) error {
 				c.log.Debug("no ACS URL configured; waiting")
 			case err != nil && ctx.Err() == nil:
 				c.retries++
-				ms := readManagementServer(c.tree)
-				wait := RetryWait(c.retries, ms.RetryMin, ms.RetryMult, c.rnd)
+				cur := readManagementServer(c.tree)
+				wait := RetryWait(c.retries, cur.RetryMin, cur.RetryMult, c.rnd)
 				retryAt = now.Add(wait)
 				c.log.Warn("session failed", zap.Error(err), zap.Int("retry", c.retries), zap.Duration("wait", wait))
 			default:

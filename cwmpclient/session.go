@@ -139,6 +139,7 @@ func runSession(ctx context.Context, c conn, d *Dispatcher, plan sessionPlan, lo
 			return fmt.Errorf("post: %w", err)
 		}
 		if status == http.StatusNoContent || (status == http.StatusOK && len(strings.TrimSpace(string(resp))) == 0) {
+			hold = false // HoldRequests lasts for the envelope that carries it
 			if emptyPost || (cpeDone && awaiting == nil) {
 				return nil
 			}
