@@ -158,7 +158,7 @@ func kindName(k yaml.Kind) string {
 const (
 	DefaultStateDir    = "/var/lib/srv6cpe"
 	DefaultFunctionLen = 16
-	DefaultDebounce    = 200 * time.Millisecond
+	DefaultDebounce    = board.DefaultDebounce
 	DefaultLocatorName = "loc1"
 )
 

@@ -14,7 +14,7 @@ func TestLoadExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.WAN.Interface != "wan0" || c.WAN.PrefixSource != PrefixFromAddress || c.WAN.Debounce != 200*time.Millisecond {
+	if c.WAN.Interface != "wan0" || c.WAN.PrefixSource != PrefixFromAddress || c.WAN.Debounce != 100*time.Millisecond {
 		t.Errorf("wan = %+v", c.WAN)
 	}
 	if c.SRv6.LocatorLen != 48 || c.SRv6.FunctionLen != 16 || c.SRv6.Extension == nil || *c.SRv6.Extension != 5 {
