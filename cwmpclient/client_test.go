@@ -14,6 +14,7 @@ import (
 
 	"github.com/icholy/digest"
 	"go.uber.org/zap/zaptest"
+	"gopkg.in/yaml.v3"
 )
 
 // fakeClock is a manual clock: the client's loop reports each wait on
@@ -492,6 +493,53 @@ func TestPeriodicNext(t *testing.T) {
 	} {
 		if got := periodicNext(tc.ms, tc.now); !got.Equal(tc.want) {
 			t.Errorf("periodicNext(%+v) = %v, want %v", tc.ms, got, tc.want)
+		}
+	}
+}
+
+func TestConfigYAML(t *testing.T) {
+	var cfg Config
+	in := `
+url: https://acs.example/cwmp
+username: cpe
+password: pw
+ca_bundle: /etc/ssl/acs.pem
+periodic_inform_enable: true
+periodic_inform_interval: 15m
+retry_minimum_wait: 10
+connection_request:
+  addr: ":7547"
+  path: /cr
+  username: acs
+  password: crpw
+connection_request_host: 2001:db8::1
+transfer:
+  work_dir: /tmp
+  max_size: 1048576
+cwmp_version: "1-0"
+`
+	if err := yaml.Unmarshal([]byte(in), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.URL != "https://acs.example/cwmp" || cfg.CABundle != "/etc/ssl/acs.pem" || !cfg.PeriodicInformEnable ||
+		cfg.PeriodicInformInterval != 15*time.Minute || cfg.RetryMinimumWait != 10 || cfg.ConnectionRequest.Addr != ":7547" ||
+		cfg.ConnectionRequest.Password != "crpw" || cfg.ConnectionRequestHost != "2001:db8::1" || cfg.Transfer.MaxSize != 1<<20 || cfg.CWMPVersion != "1-0" {
+		t.Errorf("decoded %+v", cfg)
+	}
+}
+
+func TestClientCWMP10(t *testing.T) {
+	validator(t)
+	acs := &fakeACS{t: t, ns: NS10, script: []string{`<cwmp:GetParameterValues><ParameterNames soapenc:arrayType="xsd:string[1]"><string>Device.ManagementServer.</string></ParameterNames></cwmp:GetParameterValues>`}}
+	cfg := testConfig()
+	cfg.CWMPVersion = "1-0"
+	h := startClient(t, newMemStore(), acs, cfg, Deps{})
+	h.clk.nextSleep(t)
+	acs.mu.Lock()
+	defer acs.mu.Unlock()
+	for _, e := range acs.exchanges[0] {
+		if e.method != "" && e.ns != NS10 {
+			t.Errorf("%s sent in %s, want %s", e.method, e.ns, NS10)
 		}
 	}
 }
