@@ -93,3 +93,12 @@ func addrs(ss ...string) []netip.Addr {
 	}
 	return out
 }
+
+func packSegs(s []netip.Addr) segList {
+	var b []byte
+	for _, a := range s {
+		x := a.As16()
+		b = append(b, x[:]...)
+	}
+	return segList(b)
+}

@@ -207,7 +207,8 @@ func (k *Kernel) read() (*state, error) {
 			}
 			n, err := decodeNexthop(body)
 			if err != nil {
-				return err
+				k.log.Warn("unreadable nexthop object skipped", zap.Error(err))
+				return nil
 			}
 			st.usedIDs[n.ID] = true
 			if n.Proto == RouteProtocol {
@@ -233,7 +234,10 @@ func (k *Kernel) read() (*state, error) {
 				}
 				r, err := decodeRoute(body)
 				if err != nil {
-					return err
+					// Without a key it cannot be deleted either; say so
+					// and go on with the rest.
+					k.log.Warn("unreadable route skipped", zap.Error(err))
+					return nil
 				}
 				if r.Proto == RouteProtocol { // the filter is a kernel courtesy; check again
 					all = append(all, r)

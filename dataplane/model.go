@@ -31,20 +31,18 @@ const (
 // seg6local action numbers (include/uapi/linux/seg6_local.h). End.DT46 is
 // newer than vishvananda/netlink's list.
 const (
-	actEnd       = 1
-	actEndX      = 2
-	actEndT      = 3
-	actEndDX6    = 5
-	actEndDX4    = 6
-	actEndDT6    = 7
-	actEndDT4    = 8
-	actEndB6Enc  = 10
-	actEndBPF    = 15
-	actEndDT46   = 16
-	seg6ModeEnc  = 1 // SEG6_IPTUN_MODE_ENCAP
-	seg6ModeRed  = 3 // SEG6_IPTUN_MODE_ENCAP_RED
-	seg6ModeL2   = 2 // SEG6_IPTUN_MODE_L2ENCAP (read back only)
-	seg6ModeL2Rd = 4 // SEG6_IPTUN_MODE_L2ENCAP_RED (read back only)
+	actEnd      = 1
+	actEndX     = 2
+	actEndT     = 3
+	actEndDX6   = 5
+	actEndDX4   = 6
+	actEndDT6   = 7
+	actEndDT4   = 8
+	actEndB6Enc = 10
+	actEndBPF   = 15
+	actEndDT46  = 16
+	seg6ModeEnc = 1 // SEG6_IPTUN_MODE_ENCAP
+	seg6ModeRed = 3 // SEG6_IPTUN_MODE_ENCAP_RED
 )
 
 var behaviorAction = map[srv6.Behavior]uint32{
@@ -127,18 +125,9 @@ type encapSpec struct {
 
 func (v rval) spec() encapSpec { return encapSpec{Mode: v.Mode, Dev: v.Dev, Segs: v.Segs} }
 
-// segList packs IPv6 segments in travel order into a comparable string.
+// segList is IPv6 segments in travel order packed into a comparable
+// string (16 bytes each).
 type segList string
-
-func packSegs(s []netip.Addr) segList {
-	var b strings.Builder
-	b.Grow(16 * len(s))
-	for _, a := range s {
-		x := a.As16()
-		b.Write(x[:])
-	}
-	return segList(b.String())
-}
 
 func (s segList) addrs() []netip.Addr {
 	out := make([]netip.Addr, 0, len(s)/16)

@@ -295,9 +295,11 @@ func decodeSRH(b []byte) (segList, error) {
 	if len(b) < 8 {
 		return "", fmt.Errorf("SRH of %d bytes: %w", len(b), errShort)
 	}
-	n := (len(b) - 8) / 16
-	if int(b[1])*8 != len(b)-8 || n == 0 {
-		return "", fmt.Errorf("SRH length %d does not match %d bytes", b[1], len(b))
+	// first_segment (not the length, which also covers TLVs such as an
+	// HMAC) says how many segments there are.
+	n := int(b[4]) + 1
+	if int(b[1])*8 != len(b)-8 || 8+16*n > len(b) {
+		return "", fmt.Errorf("SRH of %d bytes: length %d, %d segments do not fit", len(b), b[1], n)
 	}
 	out := make([]byte, 0, 16*n)
 	for i := n - 1; i >= 0; i-- {
@@ -389,19 +391,16 @@ func decodeRoute(b []byte) (kroute, error) {
 		// of its encap, which is ignored.
 		r.Val = rval{Kind: kindEncap}
 	case encType == unix.LWTUNNEL_ENCAP_SEG6:
-		mode, segs, err := decodeSeg6(enc)
-		if err != nil {
-			return kroute{}, err
+		// An encap this code cannot read stays kindOther: a route of
+		// ours in that state is replaced, never a reason to stop.
+		if mode, segs, err := decodeSeg6(enc); err == nil {
+			r.Val.Kind, r.Val.Mode, r.Val.Segs = kindEncap, mode, segs
 		}
-		r.Val.Kind, r.Val.Mode, r.Val.Segs = kindEncap, mode, segs
 	case encType == unix.LWTUNNEL_ENCAP_SEG6_LOCAL:
-		dev := r.Val.Dev
-		v, err := decodeSeg6Local(enc)
-		if err != nil {
-			return kroute{}, err
+		if v, err := decodeSeg6Local(enc); err == nil {
+			v.Dev = r.Val.Dev
+			r.Val = v
 		}
-		v.Dev = dev
-		r.Val = v
 	}
 	return r, nil
 }
@@ -520,7 +519,7 @@ func decodeNexthop(b []byte) (knh, error) {
 		return n, nil
 	}
 	if n.Spec.Mode, n.Spec.Segs, err = decodeSeg6(enc); err != nil {
-		return knh{}, err
+		n.Simple = false // an object we would not make: never reused
 	}
 	return n, nil
 }

@@ -184,3 +184,33 @@ func FuzzEachMsg(f *testing.F) {
 		})
 	})
 }
+
+// An SRH with a TLV after the segments (an HMAC, say) still reads: the
+// segment count comes from first_segment, not from the length.
+func TestSRHWithTLV(t *testing.T) {
+	var w wbuf
+	w.srh(packSegs(addrs("2001:db8::a", "2001:db8::b")))
+	w.b = append(w.b, 5, 6, 0, 0, 0, 0, 0, 0) // 8 bytes of TLV
+	w.b[1] += 1                               // length in 8-octet units
+	got, err := decodeSRH(w.b)
+	if err != nil || got.String() != "2001:db8::a,2001:db8::b" {
+		t.Fatalf("decodeSRH: %q %v", got.String(), err)
+	}
+	w.b[4] = 5 // first_segment beyond the header
+	if _, err := decodeSRH(w.b); err == nil {
+		t.Fatal("decodeSRH accepted 6 segments in 2")
+	}
+}
+
+// A route of ours whose encap cannot be read comes back as kindOther (to
+// be replaced), not as an error that would stop every Apply.
+func TestUnreadableEncapIsOther(t *testing.T) {
+	var w wbuf
+	w.putRoute(1, rkey{unix.AF_INET, tableMain, mustPrefix("10.0.0.0/24")}, rval{Kind: kindEncap, Dev: 2, Mode: seg6ModeEnc, Segs: packSegs(addrs("2001:db8::1"))}, 0, false)
+	b := body(t, &w)
+	b[len(b)-16-8+1] = 9 // corrupt the SRH length
+	r, err := decodeRoute(b)
+	if err != nil || r.Val.Kind != kindOther || r.Key.Dst != mustPrefix("10.0.0.0/24") {
+		t.Fatalf("decoded %+v %v", r, err)
+	}
+}
