@@ -7,8 +7,9 @@ import (
 )
 
 // histogram is a log-linear histogram of non-negative durations: 32
-// sub-buckets per power of two (≤ 3 % relative error) from 1 ns to hours,
-// fixed size, so percentiles of a long session cost no memory growth.
+// sub-buckets per power of two (≤ 3 % relative error) from 1 ns to 68 s
+// (larger values share the last bucket; min and max stay exact). It is
+// fixed size (4 KiB), so percentiles of a long session cost no growth.
 type histogram struct {
 	counts   [histBuckets]uint32
 	n        uint64
@@ -19,13 +20,17 @@ type histogram struct {
 const (
 	histSubBits = 5
 	histSub     = 1 << histSubBits
-	histBuckets = (64 - histSubBits + 1) * histSub
+	histMaxBits = 36 // 2^36 ns ≈ 68.7 s
+	histBuckets = (histMaxBits - histSubBits + 1) * histSub
 )
 
 func histIndex(v time.Duration) int {
 	u := uint64(v)
 	if u < histSub {
 		return int(u)
+	}
+	if u >= 1<<histMaxBits {
+		return histBuckets - 1
 	}
 	exp := bits.Len64(u) - histSubBits - 1
 	return (exp+1)*histSub + int(u>>exp) - histSub
@@ -176,7 +181,10 @@ func (a *accumulator) add(s *Sample, stateful bool) {
 		a.ipdvSum += float64(d)
 		a.ipdvN++
 	}
-	if stateful && a.haveLast && s.Seq > a.lastSeq {
+	// Sequence numbers wrap (49 days at 1 kpps): compare them as serial
+	// numbers (RFC 1982), never as plain integers.
+	newer := !a.haveLast || int32(s.Seq-a.lastSeq) > 0
+	if stateful && a.haveLast && newer {
 		// Between two replies the sender advanced dS, the reflector dR:
 		// dS−dR requests never reached it, dR−1 replies never came back.
 		dS, dR := s.Seq-a.lastSeq, s.ReflectorSeq-a.lastRefl
@@ -185,7 +193,7 @@ func (a *accumulator) add(s *Sample, stateful bool) {
 			a.m.LostBackward += uint64(dR - 1)
 		}
 	}
-	if !a.haveLast || s.Seq > a.lastSeq {
+	if newer {
 		a.lastSeq, a.lastRTT, a.lastRefl, a.haveLast = s.Seq, s.RTT, s.ReflectorSeq, true
 	}
 }

@@ -159,10 +159,23 @@ func TestHistogramQuantiles(t *testing.T) {
 	if s.Min != us || s.Max != 1000*us || s.Count != 1000 {
 		t.Fatalf("stats %+v", s)
 	}
-	for _, v := range []time.Duration{0, 1, 31, 32, 33, 1 << 40, 1<<63 - 1} {
+	for _, v := range []time.Duration{0, 1, 31, 32, 33, 1<<36 - 1, 1 << 36, 1 << 40, 1<<63 - 1} {
 		i := histIndex(v)
 		if i < 0 || i >= histBuckets {
 			t.Fatalf("index %d of %d out of range", i, v)
 		}
+	}
+}
+
+func TestAccumulatorSequenceWrap(t *testing.T) {
+	var a accumulator
+	a.reset(time.Time{})
+	// Across 2^32: sender 0xfffffffe..1 with one forward loss at 0xffffffff.
+	for _, s := range []struct{ seq, refl uint32 }{{0xfffffffe, 10}, {0, 11}, {1, 12}} {
+		a.add(&Sample{Seq: s.seq, ReflectorSeq: s.refl, RTT: 100 * us}, true)
+	}
+	m := a.metrics(time.Time{}, true)
+	if m.LostForward != 1 || m.LostBackward != 0 || a.lastSeq != 1 {
+		t.Fatalf("forward %d backward %d last %d", m.LostForward, m.LostBackward, a.lastSeq)
 	}
 }

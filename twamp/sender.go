@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -72,7 +73,9 @@ type SenderConfig struct {
 	TAIOffset time.Duration
 	// Clock (default: SystemClock).
 	Clock ClockSource
-	// Window is the metrics window (default 10 s).
+	// Window is the metrics window (default 10 s). A packet counts in the
+	// window it was sent in, so a window is reported once every packet
+	// sent in it was answered or timed out (its end + Timeout).
 	Window time.Duration
 	// Notify configures the threshold notifications.
 	Notify NotifyConfig
@@ -146,7 +149,8 @@ type Sender struct {
 	slots    []slot
 	seq      uint32
 	total    accumulator
-	window   accumulator
+	epoch    time.Time
+	windows  map[int64]*accumulator // by window index since epoch
 	notifier *Notifier
 	pkt      []byte
 	sendErrs uint64
@@ -173,7 +177,7 @@ func NewSender(cfg SenderConfig, log *zap.Logger) (*Sender, error) {
 	}
 	now := cfg.Clock.Now()
 	s.total.reset(now)
-	s.window.reset(now)
+	s.epoch, s.windows = now, map[int64]*accumulator{}
 	return s, nil
 }
 
@@ -301,8 +305,8 @@ func (s *Sender) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			s.flushWindow()
 			<-rxDone
+			s.flushWindows(true)
 			return nil
 		case err := <-rxDone:
 			if ctx.Err() != nil {
@@ -316,7 +320,6 @@ func (s *Sender) Run(ctx context.Context) error {
 					drain = time.After(s.cfg.Timeout + s.cfg.Interval)
 				}
 				if s.inFlight() == 0 {
-					s.flushWindow()
 					cancel()
 				}
 				continue
@@ -324,10 +327,9 @@ func (s *Sender) Run(ctx context.Context) error {
 			s.sendOne()
 			sent++
 		case <-win.C:
-			s.flushWindow()
+			s.flushWindows(false)
 		case <-drain:
 			s.expireAll()
-			s.flushWindow()
 			cancel()
 		}
 	}
@@ -406,14 +408,14 @@ func (s *Sender) sendOne() {
 	} else {
 		_, err = s.conn.WriteToUDPAddrPort(p, s.cfg.Dst)
 	}
-	sl := &s.slots[int(seq)%len(s.slots)]
+	sl := &s.slots[seq%uint32(len(s.slots))]
 	var evicted *Sample
 	if sl.used { // the ring wrapped over an unanswered packet
 		evicted = &Sample{Seq: sl.seq, Sent: sl.t1, Lost: true}
 	}
 	*sl = slot{seq: seq, t1: t1, ts: h.Timestamp, used: true}
 	s.total.sent()
-	s.window.sent()
+	s.windowAt(t1).sent()
 	if err != nil {
 		s.sendErrs++
 		sl.used = false
@@ -457,7 +459,7 @@ func (s *Sender) record(samples ...*Sample) {
 			continue
 		}
 		s.total.add(sm, s.cfg.StatefulReflector)
-		s.window.add(sm, s.cfg.StatefulReflector)
+		s.windowAt(sm.Sent).add(sm, s.cfg.StatefulReflector)
 		evs = s.notifier.Observe(s.cfg.Clock.Now(), *sm, evs)
 	}
 	s.mu.Unlock()
@@ -479,22 +481,56 @@ func (s *Sender) emit(evs []Event) {
 	}
 }
 
-func (s *Sender) flushWindow() {
+// windowAt returns the accumulator of the window holding t; s.mu is held.
+func (s *Sender) windowAt(t time.Time) *accumulator {
+	i := int64(t.Sub(s.epoch) / s.cfg.Window)
+	a := s.windows[i]
+	if a == nil {
+		a = &accumulator{}
+		a.reset(s.epoch.Add(time.Duration(i) * s.cfg.Window))
+		s.windows[i] = a
+	}
+	return a
+}
+
+// flushWindows reports the windows whose packets have all settled (every
+// window when final), oldest first.
+func (s *Sender) flushWindows(final bool) {
 	now := s.cfg.Clock.Now()
+	var out []Metrics
+	var evs []Event
 	s.mu.Lock()
-	m := s.window.metrics(now, s.cfg.StatefulReflector)
-	s.window.reset(now)
-	ev, announce := s.notifier.Window(now, m)
+	idx := make([]int64, 0, len(s.windows))
+	for i := range s.windows {
+		idx = append(idx, i)
+	}
+	slices.Sort(idx)
+	for _, i := range idx {
+		a := s.windows[i]
+		end := a.m.Start.Add(s.cfg.Window)
+		if !final && now.Before(end.Add(s.cfg.Timeout)) {
+			continue
+		}
+		delete(s.windows, i)
+		if now.Before(end) {
+			end = now
+		}
+		m := a.metrics(end, s.cfg.StatefulReflector)
+		if m.Sent == 0 && m.Received == 0 && m.Lost == 0 {
+			continue
+		}
+		out = append(out, m)
+		if ev, announce := s.notifier.Window(now, m); announce {
+			evs = append(evs, ev)
+		}
+	}
 	s.mu.Unlock()
-	if m.Sent == 0 && m.Received == 0 && m.Lost == 0 {
-		return
+	for _, m := range out {
+		if s.cfg.OnWindow != nil {
+			s.cfg.OnWindow(m)
+		}
 	}
-	if s.cfg.OnWindow != nil {
-		s.cfg.OnWindow(m)
-	}
-	if announce {
-		s.emit([]Event{ev})
-	}
+	s.emit(evs)
 }
 
 // receive reads replies with their kernel receive timestamp (T4).
@@ -583,11 +619,11 @@ func (s *Sender) handle(b []byte, t4 time.Time, from netip.AddrPort) {
 		sm.ReflectorSeq, sm.SenderTTL = rh.Seq, rh.SenderTTL
 	}
 	s.mu.Lock()
-	sl := &s.slots[int(seq)%len(s.slots)]
+	sl := &s.slots[seq%uint32(len(s.slots))]
 	if !sl.used || sl.seq != seq || sl.ts != echoTS {
 		// Late (already counted lost), duplicate, or not ours.
 		s.total.m.Duplicates++
-		s.window.m.Duplicates++
+		s.windowAt(t4).m.Duplicates++
 		s.mu.Unlock()
 		return
 	}
@@ -621,6 +657,6 @@ func (s *Sender) handle(b []byte, t4 time.Time, from netip.AddrPort) {
 func (s *Sender) discard() {
 	s.mu.Lock()
 	s.total.m.Discarded++
-	s.window.m.Discarded++
+	s.windowAt(s.cfg.Clock.Now()).m.Discarded++
 	s.mu.Unlock()
 }

@@ -56,6 +56,8 @@ func runSender(t *testing.T, cfg SenderConfig) (Metrics, []Sample, []Event) {
 	var mu sync.Mutex
 	var samples []Sample
 	var events []Event
+	var windows []Metrics
+	cfg.OnWindow = func(m Metrics) { mu.Lock(); windows = append(windows, m); mu.Unlock() }
 	cfg.OnSample = func(s Sample) { mu.Lock(); samples = append(samples, s); mu.Unlock() }
 	cfg.OnEvent = func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() }
 	s, err := NewSender(cfg, zap.NewNop())
@@ -72,7 +74,19 @@ func runSender(t *testing.T, cfg SenderConfig) (Metrics, []Sample, []Event) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	return s.Metrics(), samples, events
+	total := s.Metrics()
+	// Every packet is counted in exactly one window, the one it was sent in.
+	var sent, recv, lost uint64
+	for i, w := range windows {
+		sent, recv, lost = sent+w.Sent, recv+w.Received, lost+w.Lost
+		if i > 0 && !w.Start.After(windows[i-1].Start) {
+			t.Fatalf("windows out of order: %v then %v", windows[i-1].Start, w.Start)
+		}
+	}
+	if sent != total.Sent || recv != total.Received || lost != total.Lost {
+		t.Fatalf("windows add up to sent %d recv %d lost %d, session %d %d %d", sent, recv, lost, total.Sent, total.Received, total.Lost)
+	}
+	return total, samples, events
 }
 
 func TestSenderReflectorLoopback(t *testing.T) {
@@ -103,6 +117,7 @@ func TestSenderReflectorLoopback(t *testing.T) {
 			cfg.Timeout = time.Second
 			cfg.DSCP = 10
 			cfg.Notify = NotifyConfig{DownAfter: 3}
+			cfg.Window = 60 * time.Millisecond
 			m, samples, events := runSender(t, cfg)
 			if m.Sent != 50 || m.Received != 50 || m.Lost != 0 || m.Discarded != 0 {
 				t.Fatalf("metrics %+v", m)
