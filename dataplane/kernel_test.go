@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"reflect"
@@ -55,9 +56,15 @@ func TestKernelProbeAgreesWithIproute2(t *testing.T) {
 func TestKernelOpenLeavesNothing(t *testing.T) {
 	n := newTestNS(t)
 	links := n.ip(t, "link show")
+	// A foreign nexthop object on the id the probe would use first.
+	n.ip(t, fmt.Sprintf("nexthop add id %d blackhole proto static", probeNHID))
+	foreign := n.ip(t, "nexthop show")
 	k := openKernel(t, n)
-	if got := n.ip(t, "-6 route show table all proto 198") + n.ip(t, "-4 route show table all proto 198") + n.ip(t, "nexthop show"); got != "" {
-		t.Errorf("probe left routes or nexthops:\n%s", got)
+	if got := n.ip(t, "-6 route show table all proto 198") + n.ip(t, "-4 route show table all proto 198") + n.ip(t, "nexthop show"); got != foreign {
+		t.Errorf("probe left routes or nexthops, or took the foreign one:\n%s", got)
+	}
+	if !k.Capabilities().NexthopObjects {
+		t.Errorf("nexthop probe failed on a taken id: %v", k.Status().ProbeNotes)
 	}
 	if got := n.ip(t, "link show"); got != links {
 		t.Errorf("probe changed links:\n%s\nwas\n%s", got, links)

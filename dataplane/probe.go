@@ -86,7 +86,6 @@ func (k *Kernel) probeCleanup() {
 		key := probeSID(n)
 		_ = k.try(func(w *wbuf, seq uint32) { w.delRoute(seq, key, prioOf(key.Family)) })
 	}
-	_ = k.try(func(w *wbuf, seq uint32) { w.delNexthop(seq, probeNHID) })
 	if l, err := k.h.LinkByName(probeVRF); err == nil && l.Type() == "vrf" {
 		_ = k.h.LinkDel(l)
 	}
@@ -107,19 +106,38 @@ func (k *Kernel) addProbeVRF() (*netlink.Vrf, error) {
 // probeNexthop makes a seg6 nexthop object and a route using it. A
 // nexthop needs a device with carrier: lo when it is up, else the WAN.
 func (k *Kernel) probeNexthop(lo int) error {
+	// The id must be free; one of ours left by a crashed probe goes.
+	used := map[uint32]uint8{}
+	err := k.c.dump(func(w *wbuf, seq uint32) { w.dumpNexthops(seq) }, func() { clear(used) }, func(typ uint16, body []byte) error {
+		if n, err := decodeNexthop(body); err == nil && typ == unix.RTM_NEWNEXTHOP {
+			used[n.ID] = n.Proto
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if used[probeNHID] == RouteProtocol {
+		_ = k.try(func(w *wbuf, seq uint32) { w.delNexthop(seq, probeNHID) })
+		delete(used, probeNHID)
+	}
+	id := uint32(probeNHID)
+	for _, taken := used[id]; taken; _, taken = used[id] {
+		id++
+	}
 	spec := encapSpec{Mode: seg6ModeEnc, Dev: lo, Segs: probeSeg}
-	err := k.try(func(w *wbuf, seq uint32) { w.putNexthop(seq, probeNHID, spec) })
+	err = k.try(func(w *wbuf, seq uint32) { w.putNexthop(seq, id, spec) })
 	if errors.Is(err, unix.ENETDOWN) && k.opt.WANInterface != "" {
 		if l, lerr := k.h.LinkByName(k.opt.WANInterface); lerr == nil {
 			spec.Dev = l.Attrs().Index
-			err = k.try(func(w *wbuf, seq uint32) { w.putNexthop(seq, probeNHID, spec) })
+			err = k.try(func(w *wbuf, seq uint32) { w.putNexthop(seq, id, spec) })
 		}
 	}
 	if err != nil {
 		return err
 	}
-	rerr := k.tryRoute(probeSID(6), rval{Kind: kindEncap}, probeNHID)
-	derr := k.try(func(w *wbuf, seq uint32) { w.delNexthop(seq, probeNHID) })
+	rerr := k.tryRoute(probeSID(6), rval{Kind: kindEncap}, id)
+	derr := k.try(func(w *wbuf, seq uint32) { w.delNexthop(seq, id) })
 	return errors.Join(rerr, derr)
 }
 
