@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,6 +35,7 @@ const (
 	DefaultRetryMin     = time.Second
 	DefaultRetryMax     = time.Minute
 	DefaultApplyTimeout = 30 * time.Second
+	DefaultResync       = 30 * time.Second
 )
 
 // Option configures New.
@@ -47,6 +49,7 @@ type options struct {
 	retryMin     time.Duration
 	retryMax     time.Duration
 	applyTimeout time.Duration
+	resync       time.Duration
 	now          func() time.Time
 }
 
@@ -70,6 +73,10 @@ func WithRetryBackoff(first, longest time.Duration) Option {
 // WithApplyTimeout bounds one Apply call.
 func WithApplyTimeout(d time.Duration) Option { return func(o *options) { o.applyTimeout = d } }
 
+// WithResync sets how often the whole state is re-applied without an event,
+// restoring routes the kernel or an operator removed.
+func WithResync(d time.Duration) Option { return func(o *options) { o.resync = d } }
+
 // WithClock sets the clock used for status times.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
@@ -85,6 +92,7 @@ type Agent struct {
 	retryMin     time.Duration
 	retryMax     time.Duration
 	applyTimeout time.Duration
+	resync       time.Duration
 	now          func() time.Time
 
 	reloads chan reloadRequest
@@ -103,6 +111,7 @@ type Agent struct {
 	havePrefix bool
 	failures   int
 	persisted  PersistedPrefix
+	published  []byte // status.json as last written, without its times
 }
 
 type reloadRequest struct {
@@ -124,6 +133,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		retryMin:     DefaultRetryMin,
 		retryMax:     DefaultRetryMax,
 		applyTimeout: DefaultApplyTimeout,
+		resync:       DefaultResync,
 		now:          time.Now,
 	}
 	for _, opt := range opts {
@@ -131,6 +141,9 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	}
 	if o.retryMin <= 0 || o.retryMax < o.retryMin {
 		return nil, fmt.Errorf("agent: retry backoff %s..%s is not a valid range", o.retryMin, o.retryMax)
+	}
+	if o.resync <= 0 || o.applyTimeout <= 0 {
+		return nil, fmt.Errorf("agent: resync %s and apply timeout %s must be positive", o.resync, o.applyTimeout)
 	}
 	a := &Agent{
 		log:          o.log,
@@ -140,6 +153,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		retryMin:     o.retryMin,
 		retryMax:     o.retryMax,
 		applyTimeout: o.applyTimeout,
+		resync:       o.resync,
 		now:          o.now,
 		reloads:      make(chan reloadRequest),
 		stopped:      make(chan struct{}),
@@ -224,6 +238,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer retry.Stop()
 	var retryC <-chan time.Time
 	var answer chan<- error
+	// Periodic resync: the kernel drops our routes behind our back, e.g.
+	// when the WAN link goes down, and the prefix may come back unchanged.
+	resync := time.NewTicker(a.resync)
+	defer resync.Stop()
 
 	a.log.Info("agent started, waiting for the delegated prefix",
 		zap.String("wan", a.cfg.WAN.Interface), zap.String("prefix_source", a.cfg.WAN.PrefixSource),
@@ -255,6 +273,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			// attempt failed and a retry is scheduled).
 			answer = req.resp
 		case <-retryC:
+		case <-resync.C:
+			if retryC != nil {
+				continue // a retry is due anyway
+			}
 		}
 		retryC = nil
 		if delay, again := a.reconcile(ctx); again {
@@ -298,7 +320,10 @@ func (a *Agent) onPrefix(pc board.PrefixChange) bool {
 	}
 	pc.New = pc.New.Masked()
 	if a.havePrefix && pc.New == a.cur.New && pc.Addr == a.cur.Addr {
-		return false
+		// Level-triggered: a repeated prefix still re-applies (the source
+		// may report the prefix's return after a WAN flap flushed routes).
+		a.log.Debug("delegated prefix reported again", zap.Stringer("prefix", pc.New))
+		return true
 	}
 	old := a.cur.New
 	if !a.havePrefix {
@@ -459,13 +484,22 @@ func (a *Agent) publish() {
 	a.status.Dataplane = dps
 	s := a.status.clone()
 	a.mu.Unlock()
+	// Only a change is written: periodic resyncs must not wear the flash.
+	key := s
+	key.Updated, key.LastApply, key.Dataplane = time.Time{}, time.Time{}, nil
+	kb, err := json.Marshal(key)
+	if err == nil && bytes.Equal(kb, a.published) {
+		return
+	}
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err == nil {
 		err = a.state.WriteFile(StatusFile, append(b, '\n'))
 	}
 	if err != nil {
 		a.log.Warn("cannot write status", zap.Error(err))
+		return
 	}
+	a.published = kb
 }
 
 func (a *Agent) persist(p PersistedPrefix) {

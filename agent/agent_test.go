@@ -80,6 +80,9 @@ func (f *fakeDataplane) Apply(_ context.Context, d dataplane.Desired) error {
 	return nil
 }
 
+// flush drops every route, as a WAN link going down does.
+func (f *fakeDataplane) flush() { f.mu.Lock(); f.kernel = dataplane.Desired{}; f.mu.Unlock() }
+
 func (f *fakeDataplane) setFail(n int) { f.mu.Lock(); f.fail = n; f.mu.Unlock() }
 
 func (f *fakeDataplane) ncalls() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.calls) }
@@ -230,14 +233,45 @@ func TestPrefixChangeReplacesSIDs(t *testing.T) {
 		t.Errorf("locators = %v, want only the new one", loc)
 	}
 
-	// The same prefix again is no event: no Apply.
-	n := h.dp.ncalls()
+	// The same prefix reported again re-applies: after a WAN flap flushed
+	// the routes, the prefix's return restores them.
+	h.dp.flush()
 	h.src.send(t, "2001:db8:4400::/40", "2001:db8:4400::1")
-	if err := h.agent.Reload(exampleConfig(t)); err != nil {
+	h.dp.waitApply(t)
+	if got := h.dp.sids(); !equalMap(got, want2) {
+		t.Errorf("after the prefix came back, kernel SIDs = %v, want %v", got, want2)
+	}
+}
+
+// A periodic resync restores routes removed behind the agent's back.
+func TestResyncRestoresRoutes(t *testing.T) {
+	h := start(t, exampleConfig(t), noVRF, t.TempDir(), WithResync(20*time.Millisecond))
+	h.src.send(t, "2001:db8:1200::/40", "")
+	h.dp.waitApply(t)
+	h.dp.flush()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(h.dp.sids()) != 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("routes not restored by the resync within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The first Apply's loop round, with its status write, is over by now.
+	written, err := h.state.ReadFile(StatusFile)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := h.dp.ncalls(); got != n+1 { // only the reload applies
-		t.Errorf("Apply calls = %d, want %d", got, n+1)
+	// Resyncs that change nothing do not rewrite status.json.
+	n := h.dp.ncalls()
+	for h.dp.ncalls() < n+3 {
+		h.dp.waitApply(t)
+	}
+	again, err := h.state.ReadFile(StatusFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(again) != string(written) {
+		t.Errorf("status.json rewritten by resyncs that changed nothing:\n%s\n%s", written, again)
 	}
 }
 

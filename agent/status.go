@@ -17,7 +17,9 @@ const (
 	StateInvalid          = "invalid"            // the prefix does not fit the config; nothing applied for it
 )
 
-// Status is what the agent reports about itself; status.json holds the same.
+// Status is what the agent reports about itself. status.json holds the
+// same, rewritten when anything but the times and the dataplane's counters
+// changes (periodic resyncs must not wear a CPE's flash).
 type Status struct {
 	State       string       `json:"state"`
 	Prefix      netip.Prefix `json:"prefix,omitzero"`
