@@ -149,10 +149,13 @@ type Client struct {
 	crsPort atomic.Value
 	dial    func(ctx context.Context, cfg TransportConfig) (conn, error)
 
-	wake chan struct{} // a session is wanted
-	// urgent: the wanted session skips the retry wait (connection request).
-	mu        sync.Mutex
-	urgent    bool
+	wake chan struct{} // something for the loop to look at
+	mu   sync.Mutex
+	// want: a session is wanted; urgent: it skips the retry wait
+	// (connection request); activeWant: an active notification wants one.
+	want, urgent, activeWant bool
+	// lastValueChange is when an Inform last carried notified changes.
+	lastValueChange time.Time
 	state     clientState
 	vendorQ   []vendorRequest
 	vendorSeq uint64
@@ -210,7 +213,7 @@ func New(cfg Config, deps Deps) (*Client, error) {
 	}
 	c.events = ev
 	c.tree = NewTree(deps.Store, treeFile)
-	c.tree.OnActiveNotification(func() { c.trigger(false) })
+	c.tree.OnActiveNotification(c.triggerActive)
 	c.disp = NewDispatcher(c.tree, clientActions{c})
 	err = RegisterStandard(c.tree, StdObjects{
 		Info: deps.Info,
@@ -283,11 +286,23 @@ func (c *Client) ACSMethods() []string {
 }
 
 func (c *Client) trigger(urgent bool) {
-	if urgent {
-		c.mu.Lock()
-		c.urgent = true
-		c.mu.Unlock()
-	}
+	c.mu.Lock()
+	c.want = true
+	c.urgent = c.urgent || urgent
+	c.mu.Unlock()
+	c.wakeLoop()
+}
+
+// triggerActive asks for a session for an active notification; the loop
+// applies DefaultActiveNotificationThrottle.
+func (c *Client) triggerActive() {
+	c.mu.Lock()
+	c.activeWant = true
+	c.mu.Unlock()
+	c.wakeLoop()
+}
+
+func (c *Client) wakeLoop() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -391,12 +406,25 @@ func (c *Client) loop(ctx context.Context) error {
 	nextNotify := now.Add(c.notifyInterval())
 	ms := readManagementServer(c.tree)
 	nextPeriodic := periodicNext(ms, now)
+	var nextActive time.Time
 	spins := 0
 	for {
 		if ctx.Err() != nil {
 			return nil
 		}
 		now = c.clock.Now()
+		c.mu.Lock()
+		due = due || c.want
+		c.want = false
+		if c.activeWant {
+			// TR-181 DefaultActiveNotificationThrottle: at most one session
+			// for active notifications per throttle interval.
+			nextActive = c.lastValueChange.Add(ms.ActiveThrottle)
+			if ms.ActiveThrottle == 0 || !now.Before(nextActive) {
+				due, c.activeWant, nextActive = true, false, time.Time{}
+			}
+		}
+		c.mu.Unlock()
 		if !nextPeriodic.IsZero() && !now.Before(nextPeriodic) {
 			if err := c.events.Add(EventStruct{Code: EventPeriodic}); err != nil {
 				c.log.Warn("periodic event not stored", zap.Error(err))
@@ -462,7 +490,7 @@ func (c *Client) loop(ctx context.Context) error {
 				continue
 			}
 		}
-		wake := earliest(now, nextNotify, nextPeriodic, c.nextScheduled(), c.nextTransfer())
+		wake := earliest(now, nextNotify, nextPeriodic, nextActive, c.nextScheduled(), c.nextTransfer())
 		if due && retryAt.After(now) && retryAt.Before(wake) {
 			wake = retryAt
 		}
@@ -479,7 +507,6 @@ func (c *Client) loop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-c.wake:
-			due = true
 		case <-c.clock.After(wake.Sub(now)):
 		}
 	}
@@ -487,12 +514,14 @@ func (c *Client) loop(ctx context.Context) error {
 
 // moreWork: something arrived during the session that needs another one
 // (new events, a new ACS URL, vendor requests, finished transfers).
+// Notified changes do not count: active ones ask through triggerActive
+// (throttled), passive ones wait for the next Inform.
 func (c *Client) moreWork() bool {
 	c.mu.Lock()
 	vendor := len(c.vendorQ) > 0
 	boot := c.state.BootstrappedURL
 	c.mu.Unlock()
-	if vendor || len(c.events.Pending()) > 0 || len(c.tree.PendingNotifications()) > 0 {
+	if vendor || len(c.events.Pending()) > 0 {
 		return true
 	}
 	return readManagementServer(c.tree).URL != boot
@@ -584,6 +613,12 @@ func (c *Client) session(ctx context.Context) error {
 			}
 			if err := c.tree.AckNotifications(names); err != nil {
 				c.log.Warn("notification ack not stored", zap.Error(err))
+			}
+			if len(notified) > 0 {
+				c.mu.Lock()
+				c.lastValueChange = c.clock.Now()
+				c.activeWant = false // this Inform carried them
+				c.mu.Unlock()
 			}
 			if bootstrap {
 				c.mu.Lock()

@@ -543,3 +543,31 @@ func TestClientCWMP10(t *testing.T) {
 		}
 	}
 }
+
+func TestClientActiveNotificationThrottle(t *testing.T) {
+	validator(t)
+	acs := &fakeACS{t: t, script: []string{
+		`<cwmp:SetParameterValues><ParameterList soapenc:arrayType="cwmp:ParameterValueStruct[1]"><ParameterValueStruct><Name>Device.ManagementServer.DefaultActiveNotificationThrottle</Name><Value xsi:type="xsd:unsignedInt">600</Value></ParameterValueStruct></ParameterList><ParameterKey>t</ParameterKey></cwmp:SetParameterValues>`,
+		`<cwmp:SetParameterAttributes><ParameterList soapenc:arrayType="cwmp:SetParameterAttributesStruct[1]"><SetParameterAttributesStruct><Name>Device.DeviceInfo.ProvisioningCode</Name><NotificationChange>1</NotificationChange><Notification>2</Notification><AccessListChange>0</AccessListChange><AccessList soapenc:arrayType="xsd:string[0]"></AccessList></SetParameterAttributesStruct></ParameterList></cwmp:SetParameterAttributes>`,
+	}}
+	h := startClient(t, newMemStore(), acs, testConfig(), Deps{})
+	h.clk.nextSleep(t)
+	tr := h.c.Tree()
+	if err := tr.SetLocal("Device.DeviceInfo.ProvisioningCode", "A"); err != nil {
+		t.Fatal(err)
+	}
+	h.clk.nextSleep(t) // first change: a session at once
+	if err := tr.SetLocal("Device.DeviceInfo.ProvisioningCode", "B"); err != nil {
+		t.Fatal(err)
+	}
+	d := h.clk.nextSleep(t)
+	if acs.sessions != 2 || d != 600*time.Second {
+		t.Fatalf("second change inside the throttle: %d sessions, idle %v; want 2 and 10m", acs.sessions, d)
+	}
+	h.clk.Advance(d)
+	h.clk.nextSleep(t)
+	ev, params, _ := acs.informOf(2)
+	if !slices.Equal(ev, []string{EventValueChange}) || !slices.Contains(params, "Device.DeviceInfo.ProvisioningCode=B") {
+		t.Errorf("throttled session: %v %v", ev, params)
+	}
+}

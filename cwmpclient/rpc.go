@@ -198,7 +198,9 @@ const (
 	maxTransferString = 256
 )
 
-var uploadIndexed = regexp.MustCompile(`^(3 Vendor Configuration File|4 Vendor Log File) [1-9][0-9]{0,8}$`)
+// uploadIndexed: "3 Vendor Configuration File" / "4 Vendor Log File", with
+// the instance number TR-069 Amendment 5 appends, or without (older ACSs).
+var uploadIndexed = regexp.MustCompile(`^(3 Vendor Configuration File|4 Vendor Log File)( [1-9][0-9]{0,8})?$`)
 
 func checkTransferURL(raw string) error {
 	if raw == "" || len(raw) > maxURLLen {

@@ -120,9 +120,11 @@ func TestDispatch(t *testing.T) {
 		{Download{FileType: FileVendorConfig, URL: "ftp://x/"}, FaultUnsupportedProtocol, nil},
 		{Download{FileType: FileVendorConfig, URL: "http://u:p@x/"}, FaultInvalidArguments, nil},
 		{Upload{CommandKey: "u1", FileType: "4 Vendor Log File 1", URL: "http://x/log"}, 0, nil},
-		{Upload{FileType: "4 Vendor Log File", URL: "http://x/log"}, FaultInvalidArguments, nil},
+		{Upload{CommandKey: "u2", FileType: "3 Vendor Configuration File", URL: "http://x/cfg"}, 0, nil},
+		{Upload{FileType: "4 Vendor Log File 0", URL: "http://x/log"}, FaultInvalidArguments, nil},
+		{Upload{FileType: "5 Ringer File", URL: "http://x/log"}, FaultInvalidArguments, nil},
 		{GetQueuedTransfers{}, 0, func(t *testing.T, r Message) {
-			if len(r.(GetQueuedTransfersResponse).Transfers) != 2 {
+			if len(r.(GetQueuedTransfersResponse).Transfers) != 3 {
 				t.Errorf("%v", r)
 			}
 		}},

@@ -72,6 +72,7 @@ const (
 	pConnReqPassword = msPrefix + "ConnectionRequestPassword"
 	pRetryMin        = msPrefix + "CWMPRetryMinimumWaitInterval"
 	pRetryMult       = msPrefix + "CWMPRetryIntervalMultiplier"
+	pActiveThrottle  = msPrefix + "DefaultActiveNotificationThrottle"
 )
 
 func rangeCheck(lo, hi uint64) func([]uint32, string) error {
@@ -154,7 +155,7 @@ func RegisterStandard(t *Tree, so StdObjects, onChange Committer) error {
 		{pConnReqPassword, Param{Writable: true, Default: ms.ConnectionRequestPassword, MaxLen: 256, Secret: true}},
 		{pRetryMin, Param{Type: TypeUnsignedInt, Writable: true, Default: strconv.FormatUint(uint64(retryMin), 10), Validate: rangeCheck(1, 65535)}},
 		{pRetryMult, Param{Type: TypeUnsignedInt, Writable: true, Default: strconv.FormatUint(uint64(retryMult), 10), Validate: rangeCheck(1000, 65535)}},
-		{msPrefix + "DefaultActiveNotificationThrottle", Param{Type: TypeUnsignedInt, Writable: true, Default: strconv.FormatUint(uint64(ms.DefaultActiveNotificationThrottle), 10)}},
+		{pActiveThrottle, Param{Type: TypeUnsignedInt, Writable: true, Default: strconv.FormatUint(uint64(ms.DefaultActiveNotificationThrottle), 10)}},
 		{msPrefix + "UpgradesManaged", Param{Type: TypeBoolean, Writable: true, Default: "false"}},
 	}
 	var errs []error
@@ -277,6 +278,7 @@ type managementServer struct {
 	PeriodicTime                time.Time // zero: unknown
 	ConnReqUsername, ConnReqPwd string
 	RetryMin, RetryMult         uint32
+	ActiveThrottle              time.Duration
 }
 
 // readManagementServer reads the values the session engine needs,
@@ -298,6 +300,9 @@ func readManagementServer(t *Tree) managementServer {
 		PeriodicInterval: time.Duration(u(pPeriodicIntvl, 3600)) * time.Second,
 		ConnReqUsername:  get(pConnReqUsername), ConnReqPwd: get(pConnReqPassword),
 		RetryMin: u(pRetryMin, 5), RetryMult: u(pRetryMult, 2000),
+	}
+	if n, err := strconv.ParseUint(get(pActiveThrottle), 10, 32); err == nil {
+		ms.ActiveThrottle = time.Duration(n) * time.Second
 	}
 	if pt, err := parseDateTime(get(pPeriodicTime)); err == nil && pt.After(unknownTime) {
 		ms.PeriodicTime = pt
