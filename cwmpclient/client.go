@@ -156,12 +156,12 @@ type Client struct {
 	want, urgent, activeWant bool
 	// lastValueChange is when an Inform last carried notified changes.
 	lastValueChange time.Time
-	state     clientState
-	vendorQ   []vendorRequest
-	vendorSeq uint64
-	after     []func(ctx context.Context) error // reboot / factory reset, after the session
-	retries   int
-	acsMethod []string
+	state           clientState
+	vendorQ         []vendorRequest
+	vendorSeq       uint64
+	after           []func(ctx context.Context) error // reboot / factory reset, after the session
+	retries         int
+	acsMethod       []string
 }
 
 // New builds a client: the standard objects are registered and the
