@@ -3,6 +3,7 @@ package twamp
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"net/netip"
 	"testing"
 	"time"
@@ -340,5 +341,89 @@ func TestReflectNoAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per authenticated reply, want 0", allocs)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	short := []PeerKey{{netip.MustParsePrefix("::/0"), []byte("short")}}
+	for _, cfg := range []ReflectorConfig{
+		{Mode: Authenticated},
+		{Keys: short},
+		{Mode: Authenticated, TWAMPLight: true, Keys: []PeerKey{{netip.MustParsePrefix("::/0"), testKey}}},
+		{MaxPacket: 100},
+		{RatePPS: -1},
+	} {
+		if err := cfg.normalize(); err == nil {
+			t.Errorf("reflector config %+v accepted", cfg)
+		}
+	}
+	dst := netip.MustParseAddrPort("[2001:db8::1]:862")
+	segs := []netip.Addr{netip.MustParseAddr("fc00::1")}
+	for _, cfg := range []SenderConfig{
+		{},
+		{Dst: dst, Mode: Authenticated, Key: []byte("short")},
+		{Dst: dst, TLVs: TLVSet{HMAC: true}},
+		{Dst: dst, DSCP: 64},
+		{Loopback: true},
+		{Loopback: true, Segments: segs, Mode: Authenticated, Key: testKey},
+		{Dst: dst, Segments: []netip.Addr{netip.MustParseAddr("192.0.2.1")}},
+		{Dst: dst, Segments: []netip.Addr{netip.MustParseAddr("ff02::1")}},
+	} {
+		if err := cfg.normalize(); err == nil {
+			t.Errorf("sender config %+v accepted", cfg)
+		}
+	}
+	ok := SenderConfig{Loopback: true, Segments: segs}
+	if err := ok.normalize(); err != nil {
+		t.Errorf("loopback config: %v", err)
+	}
+}
+
+func TestSocketSRH(t *testing.T) {
+	b, err := SocketSRH([]netip.Addr{netip.MustParseAddr("fc00:b::1"), netip.MustParseAddr("fc00:c::1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Next header (kernel fills), Hdr Ext Len 6, type 4, SL 2, Last Entry 2,
+	// then entry 0 (the destination, filled by the kernel), fc00:c::1, fc00:b::1.
+	want := "00060402" + "02000000" + "00000000000000000000000000000000" +
+		"fc00000c000000000000000000000001" + "fc00000b000000000000000000000001"
+	if got := hex.EncodeToString(b); got != want {
+		t.Fatalf("SRH\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestLoopbackPacket(t *testing.T) {
+	self := netip.MustParseAddr("fd00:ab::1")
+	segs := []netip.Addr{netip.MustParseAddr("fc00:b::1"), netip.MustParseAddr("fc00:c::100")}
+	payload := senderPacket(t, Unauthenticated, 3, 5, nil)
+	b := make([]byte, loopbackHeaderLen(2)+len(payload))
+	copy(b[loopbackHeaderLen(2):], payload)
+	n := putLoopback(b, self, 40000, segs, 46<<2, len(payload))
+	if n != len(b) || n != 40+40+40+8+44 {
+		t.Fatalf("length %d", n)
+	}
+	// Outer: version 6, tclass 0xb8, payload 40+40+8+44, next 43, hops 64, to the first SID.
+	if got := hex.EncodeToString(b[:8]); got != "6b800000"+"0084"+"2b40" {
+		t.Fatalf("outer header %s", got)
+	}
+	if netip.AddrFrom16([16]byte(b[24:40])) != segs[0] {
+		t.Fatal("outer destination is not the first SID")
+	}
+	// SRH: next 41 (IPv6), len 4, type 4, SL 1, last entry 1; list reversed.
+	if got := hex.EncodeToString(b[40:45]); got != "2904040101" {
+		t.Fatalf("SRH %s", got)
+	}
+	if netip.AddrFrom16([16]byte(b[48:64])) != segs[1] || netip.AddrFrom16([16]byte(b[64:80])) != segs[0] {
+		t.Fatal("segment list order")
+	}
+	in := b[80:]
+	if netip.AddrFrom16([16]byte(in[8:24])) != self || netip.AddrFrom16([16]byte(in[24:40])) != self || in[6] != 17 {
+		t.Fatal("inner header is not self to self UDP")
+	}
+	// Recomputed over a datagram carrying a correct checksum, the one's
+	// complement sum is 0, which udp6Checksum returns as 0xffff.
+	if c := udp6Checksum(self, self, in[40:]); c != 0xffff {
+		t.Fatalf("inner UDP checksum does not verify: %#x", c)
 	}
 }

@@ -15,6 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// MinKeyLen is the shortest HMAC key accepted (128 bits, the HMAC length).
+const MinKeyLen = 16
+
 // PeerKey is the HMAC key for the peers in Prefix (authenticated mode and
 // the HMAC TLV). The longest matching prefix wins.
 type PeerKey struct {
@@ -98,8 +101,8 @@ func (c *ReflectorConfig) normalize() error {
 		return errors.New("reflector: TWAMP Light compatibility is unauthenticated only")
 	}
 	for _, k := range c.Keys {
-		if !k.Prefix.IsValid() || len(k.Key) == 0 {
-			return fmt.Errorf("reflector: peer key for %v: need a prefix and a non-empty key", k.Prefix)
+		if !k.Prefix.IsValid() || len(k.Key) < MinKeyLen {
+			return fmt.Errorf("reflector: peer key for %v: need a prefix and a key of at least %d octets, have %d", k.Prefix, MinKeyLen, len(k.Key))
 		}
 	}
 	if c.RatePPS < 0 || c.Burst < 0 {

@@ -107,11 +107,8 @@ func (c *SenderConfig) normalize() error {
 	if c.Count < 0 || c.Padding < 0 || c.Padding > 9000 || c.DSCP > 63 {
 		return fmt.Errorf("sender %q: count %d, padding %d, DSCP %d: out of range", c.Name, c.Count, c.Padding, c.DSCP)
 	}
-	if c.Mode == Authenticated && len(c.Key) == 0 {
-		return fmt.Errorf("sender %q: authenticated mode needs a key", c.Name)
-	}
-	if c.TLVs.HMAC && len(c.Key) == 0 {
-		return fmt.Errorf("sender %q: HMAC TLV needs a key", c.Name)
+	if (c.Mode == Authenticated || c.TLVs.HMAC) && len(c.Key) < MinKeyLen {
+		return fmt.Errorf("sender %q: %s mode / HMAC TLV needs a key of at least %d octets, have %d", c.Name, c.Mode, MinKeyLen, len(c.Key))
 	}
 	if c.Loopback || len(c.Segments) > 0 {
 		if err := checkSegments(c.Segments); err != nil {
