@@ -73,7 +73,11 @@ type Change struct {
 
 // Values reads the tree while a Committer runs (the tree is locked).
 type Values interface {
+	// Value reads a parameter (secrets included).
 	Value(name string) (string, bool)
+	// Instances lists the instance numbers of a multi-instance object
+	// ("Device.X.Service."), nil when there is no such object.
+	Instances(table string) []uint32
 }
 
 // Committer applies validated changes under a path prefix. Commit may
@@ -473,6 +477,26 @@ func (t *Tree) valueOf(name string) (string, bool) {
 type lockedView struct{ t *Tree }
 
 func (v lockedView) Value(name string) (string, bool) { return v.t.valueOf(name) }
+
+func (v lockedView) Instances(table string) []uint32 { return v.t.instancesOf(table) }
+
+// instancesOf lists a table's instances by path; with t.mu held.
+func (t *Tree) instancesOf(table string) []uint32 {
+	table = t.canonical(table)
+	l, ok := t.resolve(table)
+	if !ok || l.n.table == nil {
+		return nil
+	}
+	return slices.Clone(t.instances(l.n, table, l.idx))
+}
+
+// Instances lists the instance numbers of a multi-instance object
+// ("Device.X.Service."), nil when there is no such object.
+func (t *Tree) Instances(table string) []uint32 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.instancesOf(table)
+}
 
 // ---- RPC operations ----
 

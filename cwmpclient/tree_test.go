@@ -309,6 +309,15 @@ func TestObjects(t *testing.T) {
 			t.Errorf("add %q: %v", bad, err)
 		}
 	}
+	if got := tr.Instances("Device.X.Svc."); !slices.Equal(got, []uint32{1, 3}) {
+		t.Errorf("Instances = %v", got)
+	}
+	if got := tr.Instances("Device.X.If."); !slices.Equal(got, []uint32{2, 4}) {
+		t.Errorf("caller-owned Instances = %v", got)
+	}
+	if tr.Instances("Device.X.") != nil || tr.Instances("Device.X.Enable") != nil {
+		t.Error("Instances of a non-table")
+	}
 	tr2, _ := testTree(t, store)
 	n, err := tr2.AddObject("Device.X.Svc.", "e")
 	if err != nil || n != 4 {
