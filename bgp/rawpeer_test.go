@@ -134,15 +134,6 @@ func (p *rawPeer) send(b []byte) error {
 	return err
 }
 
-func (p *rawPeer) isClosed() bool {
-	select {
-	case <-p.closed:
-		return true
-	default:
-		return false
-	}
-}
-
 // Wire pieces of a VPN UPDATE, built by hand so that tests can break them.
 
 func attr(flags, typ byte, val []byte) []byte {
@@ -308,9 +299,6 @@ func TestMalformedSRv6FromPeer(t *testing.T) {
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if peer.isClosed() {
-				peer.session(15 * time.Second)
-			}
 			msg := c.raw
 			if msg == nil {
 				msg = vpnUpdate(c.prefix, c.label, c.psid)
@@ -320,27 +308,34 @@ func TestMalformedSRv6FromPeer(t *testing.T) {
 			}
 			// A good route after the case proves the speaker is alive and has
 			// processed the case (GoBGP handles a session's UPDATEs in order).
-			// A reset session is re-established first.
+			// If the speaker resets the session meanwhile, the peer accepts
+			// the new connection and sends the probe again.
 			probe := fmt.Sprintf("10.250.%d.0/24", i)
 			probeSID := "fd00:d::" + strconv.Itoa(i+1)
-			deadline := time.Now().Add(30 * time.Second)
+			_ = peer.send(vpnUpdate(probe, 3, goodSID(probeSID)))
+			deadline := time.NewTimer(40 * time.Second)
+			defer deadline.Stop()
+			var rs []Route
+		wait:
 			for {
-				if peer.isClosed() {
+				select {
+				case rs = <-watch:
+					if hasRoute(rs, "red", probe, probeSID) {
+						break wait
+					}
+				case <-peer.closed:
 					select {
 					case n := <-peer.notices:
 						t.Logf("session reset by the speaker: NOTIFICATION %s", n)
 					default:
 						t.Log("session reset")
 					}
-					peer.session(15 * time.Second)
-				}
-				if err := peer.send(vpnUpdate(probe, 3, goodSID(probeSID))); err == nil || time.Now().After(deadline) {
-					break
+					peer.session(30 * time.Second)
+					_ = peer.send(vpnUpdate(probe, 3, goodSID(probeSID)))
+				case <-deadline.C:
+					t.Fatalf("probe %s not learned within 40s; routes:\n%s", probe, fmtRoutes(rs))
 				}
 			}
-			rs := waitRoutes(t, watch, 20*time.Second, "probe "+probe, func(rs []Route) bool {
-				return hasRoute(rs, "red", probe, probeSID)
-			})
 			p := netip.MustParsePrefix(c.prefix)
 			var got *Route
 			for i := range rs {

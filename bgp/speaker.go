@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/netip"
 	"slices"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/config/oc"
 	"github.com/osrg/gobgp/v4/pkg/server"
 	"go.uber.org/zap"
 )
@@ -62,6 +64,8 @@ type Speaker struct {
 	ownSIDs map[netip.Addr]bool
 	subs    map[chan []Route]struct{}
 	notify  chan struct{}
+	seed    maphash.Seed
+	lastSum uint64 // hash of the set last handed to watchers
 }
 
 // New checks cfg and returns a speaker; Run starts it.
@@ -82,12 +86,15 @@ func New(cfg Config, log *zap.Logger) (*Speaker, error) {
 		ownSIDs:    map[netip.Addr]bool{},
 		subs:       map[chan []Route]struct{}{},
 		notify:     make(chan struct{}, 1),
+		seed:       maphash.MakeSeed(),
 	}, nil
 }
 
 // Run starts GoBGP, adds the neighbours, advertises the exports set so far
 // and keeps the imported routes up to date until ctx is cancelled; then it
-// stops GoBGP (sessions get a Cease) and returns nil. A Speaker runs once.
+// stops GoBGP (sessions get a Cease) and returns nil. A Speaker runs once;
+// after a failed start (say, the listen address is not there yet) Run may be
+// called again.
 func (s *Speaker) Run(ctx context.Context) error {
 	s.mu.Lock()
 	if s.started {
@@ -109,8 +116,14 @@ func (s *Speaker) Run(ctx context.Context) error {
 		<-serveDone
 	}
 
+	failed := func() {
+		s.mu.Lock()
+		s.started = false // a failed start may be retried
+		s.mu.Unlock()
+	}
 	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: s.global()}); err != nil {
 		stop()
+		failed()
 		return fmt.Errorf("bgp: start (router id %s, AS %d, port %d): %w", s.cfg.RouterID, s.cfg.LocalAS, s.cfg.ListenPort, err)
 	}
 	watchCtx, cancelWatch := context.WithCancel(context.Background())
@@ -123,12 +136,14 @@ func (s *Speaker) Run(ctx context.Context) error {
 	if err != nil {
 		cancelWatch()
 		stop()
+		failed()
 		return fmt.Errorf("bgp: watch best paths: %w", err)
 	}
 	for _, n := range s.cfg.Neighbors {
 		if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(n)}); err != nil {
 			cancelWatch()
 			stop()
+			failed()
 			return fmt.Errorf("bgp: add neighbour %s: %w", n.Address, err)
 		}
 	}
@@ -183,6 +198,12 @@ func (s *Speaker) global() *api.Global {
 		RouterId:        s.cfg.RouterID,
 		ListenPort:      port,
 		ListenAddresses: s.cfg.ListenAddresses,
+		// Only the VPN families: without this GoBGP builds a RIB for each
+		// of its ~30 families, 2048 shards each (8 MB before any route).
+		Families: []uint32{
+			uint32(oc.AfiSafiTypeToIntMap[oc.AFI_SAFI_TYPE_L3VPN_IPV4_UNICAST]),
+			uint32(oc.AfiSafiTypeToIntMap[oc.AFI_SAFI_TYPE_L3VPN_IPV6_UNICAST]),
+		},
 	}
 }
 
@@ -409,13 +430,19 @@ func (s *Speaker) publisher(ctx context.Context) {
 	}
 }
 
-// publishLocked hands every watcher the current set. A watcher that has not
-// read the previous set gets the new one instead (latest wins).
+// publishLocked hands every watcher the current set if it differs from the
+// last one handed out. A watcher that has not read the previous set gets the
+// new one instead (latest wins).
 func (s *Speaker) publishLocked() {
 	if len(s.subs) == 0 {
 		return
 	}
 	routes := s.routesLocked()
+	sum := s.sum(routes)
+	if sum == s.lastSum {
+		return
+	}
+	s.lastSum = sum
 	first := true
 	for ch := range s.subs {
 		r := routes
@@ -429,6 +456,29 @@ func (s *Speaker) publishLocked() {
 		}
 		ch <- r
 	}
+}
+
+// sum hashes a route set, to skip handing watchers an unchanged one.
+func (s *Speaker) sum(routes []Route) uint64 {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	var b [16]byte
+	for _, r := range routes {
+		h.WriteString(r.Instance)
+		h.WriteByte(0)
+		b = r.Prefix.Addr().As16()
+		h.Write(b[:])
+		h.WriteByte(byte(r.Prefix.Bits()))
+		b = r.SID.As16()
+		h.Write(b[:])
+		h.WriteByte(byte(r.Behavior >> 8))
+		h.WriteByte(byte(r.Behavior))
+		b = r.NextHop.As16()
+		h.Write(b[:])
+		h.WriteString(r.RD)
+		h.WriteByte(0)
+	}
+	return h.Sum64()
 }
 
 // Routes returns the current imported routes, sorted by instance, prefix, RD.
@@ -474,7 +524,11 @@ func (s *Speaker) Watch(ctx context.Context) <-chan []Route {
 	ch := make(chan []Route, 1)
 	s.mu.Lock()
 	s.subs[ch] = struct{}{}
-	ch <- s.routesLocked()
+	routes := s.routesLocked()
+	if len(s.subs) == 1 {
+		s.lastSum = s.sum(routes) // the first watcher has this set now
+	}
+	ch <- routes
 	s.mu.Unlock()
 	go func() {
 		<-ctx.Done()

@@ -197,3 +197,65 @@ func TestRunStopsCleanly(t *testing.T) {
 		t.Fatalf("%d goroutines left running (before: %d):\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+func TestWatchInitialSetAndClose(t *testing.T) {
+	s, err := New(Config{LocalAS: 65000, RouterID: "10.0.0.1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := s.Watch(ctx)
+	if rs := <-ch; len(rs) != 0 {
+		t.Errorf("initial set %v, want empty", rs)
+	}
+	cancel()
+	select {
+	case _, ok := <-ch:
+		if ok {
+			t.Error("unexpected delivery after cancel")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Watch channel not closed after cancel")
+	}
+	if ps := s.Peers(); len(ps) != 0 {
+		t.Errorf("Peers() without neighbours = %v", ps)
+	}
+}
+
+// TestTCPMD5 checks that a password (RFC 2385) is set on both the listening
+// and the connecting side: with the same password the session comes up, with
+// different ones the kernel drops the SYNs and it stays down.
+func TestTCPMD5(t *testing.T) {
+	for _, tc := range []struct {
+		name, pwB string
+		up        bool
+	}{{"same password", "s3cret", true}, {"other password", "other", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			portB := freePort(t, "127.0.0.2")
+			a, err := New(Config{
+				LocalAS: 65000, RouterID: "10.0.0.1", ListenPort: -1,
+				Neighbors: []Neighbor{{Address: "127.0.0.2", RemoteAS: 65000, Port: uint16(portB), SourceAddress: "127.0.0.1", ConnectRetry: 1, Password: "s3cret"}},
+			}, testLogger(t, "A"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := New(Config{
+				LocalAS: 65000, RouterID: "10.0.0.2", ListenPort: portB, ListenAddresses: []string{"127.0.0.2"},
+				Neighbors: []Neighbor{{Address: "127.0.0.1", RemoteAS: 65000, Passive: true, Password: tc.pwB}},
+			}, testLogger(t, "B"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			runSpeaker(t, b)
+			runSpeaker(t, a)
+			if tc.up {
+				waitEstablished(t, a, 10*time.Second)
+				return
+			}
+			time.Sleep(3 * time.Second) // three connect attempts
+			if ps := a.Peers(); ps[0].State == StateEstablished {
+				t.Errorf("session up with different passwords: %+v", ps)
+			}
+		})
+	}
+}
