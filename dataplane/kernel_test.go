@@ -415,3 +415,46 @@ func TestKernelClosed(t *testing.T) {
 	}
 	_ = k.Status()
 }
+
+// A large apply goes through the streamed path: install, change half in
+// place (new segment lists: new nexthop objects, the old ones pruned),
+// then remove.
+func TestKernelLargeApply(t *testing.T) {
+	ctx := context.Background()
+	n := newTestNS(t)
+	k := openKernel(t, n)
+	d := Desired{Encaps: vpnEncaps(3*streamMin, 3)}
+	if err := k.Apply(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := Normalize(d, k.Capabilities(), "wan0")
+	if got, err := k.Installed(ctx); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Installed after the first apply: %v (%d encaps, want %d)", err, len(got.Encaps), len(want.Encaps))
+	}
+	for i := range d.Encaps {
+		if i%2 == 0 {
+			d.Encaps[i].Segments = addrs("2001:db8:ff::1", "2001:db8:ff::2")
+		} else {
+			d.Encaps[i].Segments = addrs("2001:db8:ff::3")
+		}
+	}
+	if err := k.Apply(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	want, _ = Normalize(d, k.Capabilities(), "wan0")
+	if got, err := k.Installed(ctx); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Installed after the change: %v", err)
+	}
+	if nh := strings.Count(nexthops(t, n, "198"), "id "); nh != 2 {
+		t.Errorf("%d nexthop objects, want the 2 in use", nh)
+	}
+	if st := k.Status(); st.Routes != len(d.Encaps) || st.Nexthops != 2 {
+		t.Errorf("status %+v", st)
+	}
+	if err := k.Apply(ctx, Desired{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ourRoutes(t, n) + nexthops(t, n, "198"); got != "" {
+		t.Errorf("left after removal: %.200s", got)
+	}
+}
