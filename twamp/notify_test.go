@@ -1,8 +1,13 @@
 package twamp
 
 import (
+	"context"
+	"fmt"
+	"net/netip"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 const us = time.Microsecond
@@ -177,5 +182,45 @@ func TestAccumulatorSequenceWrap(t *testing.T) {
 	m := a.metrics(time.Time{}, true)
 	if m.LostForward != 1 || m.LostBackward != 0 || a.lastSeq != 1 {
 		t.Fatalf("forward %d backward %d last %d", m.LostForward, m.LostBackward, a.lastSeq)
+	}
+}
+
+func TestFakeSender(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var script []Sample
+	for i := 0; i < 30; i++ {
+		s := Sample{Seq: uint32(i), Sent: t0.Add(time.Duration(i) * 100 * time.Millisecond), RTT: 200 * us}
+		if i >= 20 && i < 25 { // an outage in the third second
+			s = Sample{Seq: uint32(i), Sent: s.Sent, Lost: true}
+		}
+		script = append(script, s)
+	}
+	var windows []Metrics
+	var kinds []EventKind
+	f, err := NewFakeSender(SenderConfig{Name: "fake", Dst: netip.MustParseAddrPort("[2001:db8::1]:862"), Window: time.Second,
+		Notify: NotifyConfig{DownAfter: 3}, Clock: FixedClock{},
+		OnWindow: func(m Metrics) { windows = append(windows, m) },
+		OnEvent:  func(e Event) { kinds = append(kinds, e.Kind) }}, zap.NewNop(), script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if m := f.Metrics(); m.Sent != 30 || m.Received != 25 || m.Lost != 5 {
+		t.Fatalf("metrics %+v", m)
+	}
+	if len(windows) != 3 || windows[2].Lost != 5 || windows[0].Lost != 0 || windows[0].Sent != 10 {
+		t.Fatalf("windows %+v", windows)
+	}
+	want := []EventKind{EventUp, EventDown, EventUp}
+	var got []EventKind
+	for _, k := range kinds {
+		if k != EventMetrics {
+			got = append(got, k)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || f.State() != StateUp {
+		t.Fatalf("events %v state %v, want %v up", got, f.State(), want)
 	}
 }

@@ -155,6 +155,18 @@ type Sender struct {
 
 // NewSender validates cfg and opens the session's sockets.
 func NewSender(cfg SenderConfig, log *zap.Logger) (*Sender, error) {
+	s, err := newSender(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.open(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newSender builds the session state without sockets.
+func newSender(cfg SenderConfig, log *zap.Logger) (*Sender, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
@@ -169,9 +181,6 @@ func NewSender(cfg SenderConfig, log *zap.Logger) (*Sender, error) {
 		n <<= 1
 	}
 	s.slots = make([]slot, n)
-	if err := s.open(); err != nil {
-		return nil, err
-	}
 	now := cfg.Clock.Now()
 	s.total.reset(now)
 	s.epoch, s.windows = now, map[int64]*accumulator{}
