@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/srv6cpe/srv6cpe/dataplane"
 )
 
 func TestLoadExampleConfig(t *testing.T) {
@@ -225,4 +227,29 @@ func TestLoadConfigNamesFile(t *testing.T) {
 	if _, err := LoadConfig(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
 		t.Fatal("missing file: no error")
 	}
+}
+
+// ParseConfig never panics, and a config it accepts derives and maps onto
+// a dataplane state (or fails with an error) without panicking either.
+func FuzzParseConfig(f *testing.F) {
+	if b, err := os.ReadFile("../examples/srv6cpe.yaml"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte(minimal))
+	f.Add([]byte(vpnConfig))
+	f.Add([]byte("remote: [{segments: '[\"2001:db8::1:End\", 2001:db8::2]'}]\nsrv6: {extension: 0xffffffffffffffff}"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseConfig(b)
+		if err != nil {
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("ParseConfig accepted a config Validate rejects: %v", err)
+		}
+		for _, caps := range []dataplane.Capabilities{noVRF, withVRF} {
+			if d, err := derive(c, netip.MustParsePrefix("2001:db8:1200::/40")); err == nil {
+				_, _ = desiredState(c, d, caps)
+			}
+		}
+	})
 }

@@ -110,9 +110,14 @@ func TestDaemonInNetns(t *testing.T) {
 	}
 	t.Logf("restart: %d route samples, all %d routes present in each; %d route events, none for our SIDs", samples, len(want2), len(events))
 
-	// SIGHUP with a new service: its SID appears.
-	more := append(bytes.Clone(example), []byte("\n  # added by the test\n")...)
-	more = bytes.Replace(more, []byte("\nremote: []"), []byte("\n  - {name: vpn7, behavior: End.DX6, function: 0x7}\nremote: []"), 1)
+	// SIGHUP with a new service and a remote route: both appear.
+	more := bytes.Replace(example, []byte("\nremote: []"), []byte(`
+  - {name: vpn7, behavior: End.DX6, function: 0x7}
+remote:
+  - {prefix: 192.168.2.0/24, vrf: vpn1, segments: [2001:db8:2205:4::]}`), 1)
+	if bytes.Equal(more, example) {
+		t.Fatal("examples/srv6cpe.yaml has no 'remote: []' line to extend")
+	}
 	if err := os.WriteFile(cfgPath, more, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +125,17 @@ func TestDaemonInNetns(t *testing.T) {
 	want3 := append(slices.Clone(want2), "2001:db8:4405:7:: End.DX6")
 	slices.Sort(want3)
 	d.waitRoutes(want3, 5*time.Second)
+	if !vrf {
+		out, err := exec.Command("ip", "-n", cpe, "-4", "route", "show", "proto", fmt.Sprint(dataplane.RouteProtocol)).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The route may point at a nexthop object ("nhid N") that carries the encap.
+		got := string(out)
+		if w := "encap seg6 mode encap segs 1 [ 2001:db8:2205:4:: ] dev wan0"; !strings.HasPrefix(got, "192.168.2.0/24 ") || !strings.Contains(got, w) {
+			t.Errorf("IPv4 routes after the reload:\n%s\nwant 192.168.2.0/24 with %q", got, w)
+		}
+	}
 
 	// A bad file on SIGHUP: logged, old config kept, daemon alive.
 	if err := os.WriteFile(cfgPath, append(more, []byte("bogus: 1\n")...), 0o600); err != nil {
