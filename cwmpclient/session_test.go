@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -299,4 +300,39 @@ func TestIsResponseTo(t *testing.T) {
 	if normalizeNS("urn:dslforum-org:cwmp-1-4") != NS12 || normalizeNS("urn:other") != "" {
 		t.Error("normalizeNS")
 	}
+}
+
+// scriptConn answers POSTs with fixed bodies, then 204.
+type scriptConn struct{ bodies [][]byte }
+
+func (s *scriptConn) Post(_ context.Context, _ []byte) (int, []byte, error) {
+	if len(s.bodies) == 0 {
+		return http.StatusNoContent, nil, nil
+	}
+	b := s.bodies[0]
+	s.bodies = s.bodies[1:]
+	return http.StatusOK, b, nil
+}
+
+func (s *scriptConn) Close() {}
+
+// FuzzSession feeds arbitrary ACS answers (split on "|||") to a session:
+// it must end, with or without an error, and never panic.
+func FuzzSession(f *testing.F) {
+	ir := wrap(NS12, "", `<cwmp:InformResponse><MaxEnvelopes>1</MaxEnvelopes></cwmp:InformResponse>`)
+	f.Add([]byte(ir + "|||" + wrap(NS12, `<cwmp:ID soap:mustUnderstand="1">1</cwmp:ID>`, `<cwmp:GetParameterValues><ParameterNames><string>Device.</string></ParameterNames></cwmp:GetParameterValues>`)))
+	f.Add([]byte(ir + "|||" + wrap(NS12, "", `<cwmp:AddObject><ObjectName>Device.X.Svc.</ObjectName></cwmp:AddObject>`) + "|||<x"))
+	f.Add([]byte(ir + "|||" + wrap(NS10, `<cwmp:HoldRequests soap:mustUnderstand="1">1</cwmp:HoldRequests>`, `<cwmp:TransferCompleteResponse/>`)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		parts := strings.SplitN(string(b), "|||", 9)
+		conn := &scriptConn{}
+		for _, p := range parts {
+			conn.bodies = append(conn.bodies, []byte(p))
+		}
+		tr, _ := testTree(t, nil)
+		d := NewDispatcher(tr, &fakeActions{})
+		plan := sessionPlan{inform: Inform{DeviceID: DeviceID{OUI: "00AABB"}},
+			requests: []cpeRequest{{msg: TransferComplete{CommandKey: "k"}}}}
+		_ = runSession(context.Background(), conn, d, plan, zap.NewNop())
+	})
 }
