@@ -494,7 +494,14 @@ func (k *Kernel) ensureNexthops(st *state, ups []change, ae *ApplyError) []uint3
 	if !k.status.Capabilities.NexthopObjects {
 		return ids
 	}
-	nhFor := make(map[encapSpec]uint32)
+	// Usually a handful of specs serve thousands of routes: a short list
+	// of recent ones scanned linearly beats hashing a spec per route.
+	type known struct {
+		spec encapSpec
+		id   uint32
+	}
+	const recentMax = 16
+	var recent []known
 	var specs []encapSpec
 	var newIDs []uint32
 	for i, u := range ups {
@@ -502,15 +509,21 @@ func (k *Kernel) ensureNexthops(st *state, ups []change, ae *ApplyError) []uint3
 			continue
 		}
 		s := u.Val.spec()
-		id, ok := nhFor[s]
-		if !ok {
-			if id, ok = st.nhBySpec[s]; !ok {
-				id = k.freeNHID(st)
-				specs = append(specs, s)
-				newIDs = append(newIDs, id)
-			}
-			nhFor[s] = id
+		if j := slices.IndexFunc(recent, func(x known) bool { return x.spec == s }); j >= 0 {
+			ids[i] = recent[j].id
+			continue
 		}
+		id, ok := st.nhBySpec[s]
+		if !ok {
+			id = k.freeNHID(st)
+			st.nhBySpec[s] = id // provisional; dropped below if it cannot be made
+			specs = append(specs, s)
+			newIDs = append(newIDs, id)
+		}
+		if len(recent) == recentMax {
+			recent = recent[:recentMax-1]
+		}
+		recent = slices.Insert(recent, 0, known{s, id})
 		ids[i] = id
 	}
 	if len(specs) == 0 {
@@ -521,6 +534,7 @@ func (k *Kernel) ensureNexthops(st *state, ups []change, ae *ApplyError) []uint3
 	for i, s := range specs {
 		if e, bad := failed[i]; bad || err != nil {
 			// Not an apply failure: the routes carry the encap themselves.
+			delete(st.nhBySpec, s)
 			if inline == nil {
 				inline = make(map[uint32]bool)
 			}

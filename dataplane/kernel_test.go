@@ -458,3 +458,26 @@ func TestKernelLargeApply(t *testing.T) {
 		t.Errorf("left after removal: %.200s", got)
 	}
 }
+
+// Many distinct segment lists: one nexthop object each.
+func TestKernelManySpecs(t *testing.T) {
+	ctx := context.Background()
+	n := newTestNS(t)
+	k := openKernel(t, n)
+	d := Desired{Encaps: vpnEncaps(1000, 1)}
+	for i := range d.Encaps {
+		a := d.Encaps[i].Segments[0].As16()
+		a[14], a[15] = byte(i>>8), byte(i)
+		d.Encaps[i].Segments = []netip.Addr{netip.AddrFrom16(a)}
+	}
+	if err := k.Apply(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := Normalize(d, k.Capabilities(), "wan0")
+	if got, err := k.Installed(ctx); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Installed: %v", err)
+	}
+	if st := k.Status(); st.Nexthops != 1000 || st.Routes != 1000 {
+		t.Errorf("status %+v", st)
+	}
+}
