@@ -25,24 +25,8 @@ import (
 // veth carrying 2001:db8:1200::1/40, renumbering, SIGTERM, a restart that
 // must not flush, and a SIGHUP reload.
 func TestDaemonInNetns(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and runs srv6cpe in one")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (ip)")
-	}
-	dir := t.TempDir()
-	bin := buildDaemon(t, dir)
-
-	cpe, wan := fmt.Sprintf("ag%dcpe", os.Getpid()), fmt.Sprintf("ag%dwan", os.Getpid())
-	for _, ns := range []string{cpe, wan} {
-		sh(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	}
-	sh(t, "ip", "link", "add", "wan0", "netns", cpe, "type", "veth", "peer", "name", "cpe1", "netns", wan)
-	sh(t, "ip", "-n", cpe, "link", "set", "lo", "up")
-	sh(t, "ip", "-n", cpe, "link", "set", "wan0", "up")
-	sh(t, "ip", "-n", wan, "link", "set", "cpe1", "up")
+	bin, dir := needRootAndBuild(t)
+	cpe := lab(t, "")
 	sh(t, "ip", "-n", cpe, "addr", "add", "2001:db8:1200::1/40", "dev", "wan0", "nodad")
 
 	example, err := os.ReadFile("../../examples/srv6cpe.yaml")
@@ -150,6 +134,76 @@ remote:
 	if code := d.stop(syscall.SIGINT); code != 0 {
 		t.Fatalf("exit status %d after SIGINT, want 0", code)
 	}
+}
+
+// The prefix from a delegated-prefix route (as odhcp6c installs it) rather
+// than the WAN address; the agent's own locator routes, which lie inside
+// that prefix, must never be taken for it.
+func TestDaemonRouteMode(t *testing.T) {
+	bin, dir := needRootAndBuild(t)
+	cpe := lab(t, "r")
+	sh(t, "ip", "-n", cpe, "addr", "add", "2001:db8:ffff::1/128", "dev", "wan0", "nodad")
+	sh(t, "ip", "-n", cpe, "-6", "route", "add", "unreachable", "2001:db8:1200::/40", "dev", "lo", "proto", "static", "metric", "2147483647")
+
+	example, err := os.ReadFile("../../examples/srv6cpe.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := bytes.Replace(example, []byte("prefix_source: address"), []byte("prefix_source: route"), 1)
+	cfgPath := filepath.Join(dir, "srv6cpe.yaml")
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stateDir := filepath.Join(dir, "state")
+	d := &daemon{t: t, bin: bin, ns: cpe, args: []string{"--config", cfgPath, "--state-dir", stateDir}, log: filepath.Join(dir, "srv6cpe.log")}
+	d.start()
+	d.waitLog("SIDs programmed", 0, 10*time.Second)
+	st := d.status(stateDir)
+	vrf := st.Capabilities.VRF && st.Capabilities.EndDT4
+	if st.Prefix.String() != "2001:db8:1200::/40" || st.Address.String() != "2001:db8:ffff::1" {
+		t.Errorf("status prefix %s address %s, want 2001:db8:1200::/40 and 2001:db8:ffff::1", st.Prefix, st.Address)
+	}
+	d.waitRoutes(expected("2001:db8:1205", vrf), 5*time.Second)
+
+	start := time.Now()
+	sh(t, "ip", "-n", cpe, "-6", "route", "del", "unreachable", "2001:db8:1200::/40", "dev", "lo", "proto", "static", "metric", "2147483647")
+	sh(t, "ip", "-n", cpe, "-6", "route", "add", "unreachable", "2001:db8:4400::/40", "dev", "lo", "proto", "static", "metric", "2147483647")
+	d.waitRoutes(expected("2001:db8:4405", vrf), 5*time.Second)
+	t.Logf("delegated route moved to 2001:db8:4400::/40: SIDs replaced in %s", time.Since(start).Round(time.Millisecond))
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("renumbering took %s, want within 1s", took)
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM, want 0", code)
+	}
+}
+
+func needRootAndBuild(t *testing.T) (bin, dir string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces and runs srv6cpe in one")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2 (ip)")
+	}
+	dir = t.TempDir()
+	return buildDaemon(t, dir), dir
+}
+
+// lab makes a CPE namespace whose wan0 is a veth to an operator-side
+// namespace, both deleted when the test ends, and returns the CPE's.
+func lab(t *testing.T, tag string) string {
+	t.Helper()
+	cpe, wan := fmt.Sprintf("ag%d%scpe", os.Getpid(), tag), fmt.Sprintf("ag%d%swan", os.Getpid(), tag)
+	for _, ns := range []string{cpe, wan} {
+		sh(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	}
+	sh(t, "ip", "link", "add", "wan0", "netns", cpe, "type", "veth", "peer", "name", "cpe1", "netns", wan)
+	sh(t, "ip", "-n", cpe, "link", "set", "lo", "up")
+	sh(t, "ip", "-n", cpe, "link", "set", "wan0", "up")
+	sh(t, "ip", "-n", wan, "link", "set", "cpe1", "up")
+	return cpe
 }
 
 // expected lists the routes the example config gives for a /40 whose
