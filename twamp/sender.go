@@ -315,7 +315,8 @@ func (s *Sender) Run(ctx context.Context) error {
 			s.flushWindows(true)
 			return nil
 		case err := <-rxDone:
-			if ctx.Err() != nil {
+			if ctx.Err() != nil { // stopping: the receiver saw the close first
+				s.flushWindows(true)
 				return nil
 			}
 			return fmt.Errorf("sender %q: %w", s.cfg.Name, err)
