@@ -273,3 +273,34 @@ func TestNetifdWatchBadInterface(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// FuzzParseInterfaceStatus: no panic, and a chosen prefix is always a
+// masked global prefix that one of the entries carries.
+func FuzzParseInterfaceStatus(f *testing.F) {
+	for _, name := range []string{"wan6-up.json", "wan6-down.json", "wan6-several.json"} {
+		b, err := os.ReadFile("testdata/ubus/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := ParseInterfaceStatus(data)
+		if err != nil {
+			return
+		}
+		p, ok := st.DelegatedPrefix()
+		if !ok {
+			return
+		}
+		if p != p.Masked() || !p.Addr().IsGlobalUnicast() || p.Bits() == 0 || p.Bits() == 128 {
+			t.Fatalf("chose %s", p)
+		}
+		for _, l := range st.Prefixes {
+			if l.Prefix.Masked() == p && l.Valid > 0 {
+				return
+			}
+		}
+		t.Fatalf("chose %s, which no valid entry carries", p)
+	})
+}

@@ -15,6 +15,8 @@ type File struct {
 	// has none (the usual case: the file name is the package name).
 	Package  string
 	Sections []*Section
+	// Source is the name given to ParseUCI, for messages; Marshal ignores it.
+	Source string
 }
 
 // Section is one "config <type> ['<name>']" block.
@@ -81,7 +83,7 @@ func (e *ParseError) Error() string {
 // a second "package" line naming another package is an error (File holds
 // one package).
 func ParseUCI(name string, data []byte) (*File, error) {
-	p := &uciParser{name: name, data: data, line: 1, f: &File{}}
+	p := &uciParser{name: name, data: data, line: 1, f: &File{Source: name}}
 	if i := bytes.IndexByte(data, 0); i >= 0 {
 		p.line += bytes.Count(data[:i], []byte{'\n'})
 		return nil, p.errf(p.lineText(i), "NUL byte at offset %d", i)
