@@ -55,6 +55,8 @@ type Config struct {
 type BoardHooks interface {
 	Reboot(ctx context.Context) error
 	FactoryReset(ctx context.Context) error
+	// ApplyFirmware installs the image at path (removed after it returns);
+	// the client then calls Reboot to boot it.
 	ApplyFirmware(ctx context.Context, path string) error
 	ApplyConfig(ctx context.Context, path string) error
 	ExportConfig(ctx context.Context) ([]byte, error)
@@ -441,9 +443,11 @@ func (c *Client) loop(ctx context.Context) error {
 			}
 			nextNotify = now.Add(c.notifyInterval())
 		}
-		if c.runDueTransfers(ctx, now) {
-			due = true
+		done, down := c.runDueTransfers(ctx, now)
+		if down {
+			return c.park(ctx)
 		}
+		due = due || done
 		c.mu.Lock()
 		urgent := c.urgent
 		c.mu.Unlock()
@@ -453,11 +457,7 @@ func (c *Client) loop(ctx context.Context) error {
 			c.mu.Unlock()
 			err := c.session(ctx)
 			if c.runAfter(ctx) {
-				// Reboot or factory reset requested and under way: start
-				// no more sessions; the board takes the process down.
-				c.log.Info("waiting for the device to reboot")
-				<-ctx.Done()
-				return nil
+				return c.park(ctx)
 			}
 			now = c.clock.Now()
 			switch {
@@ -510,6 +510,14 @@ func (c *Client) loop(ctx context.Context) error {
 		case <-c.clock.After(wake.Sub(now)):
 		}
 	}
+}
+
+// park waits out a reboot or factory reset under way: no more sessions;
+// the board takes the process down.
+func (c *Client) park(ctx context.Context) error {
+	c.log.Info("waiting for the device to reboot")
+	<-ctx.Done()
+	return nil
 }
 
 // moreWork: something arrived during the session that needs another one

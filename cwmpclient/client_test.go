@@ -262,19 +262,7 @@ func TestClientReboot(t *testing.T) {
 	store := newMemStore()
 	acs := &fakeACS{t: t, script: []string{`<cwmp:Reboot><CommandKey>rk</CommandKey></cwmp:Reboot>`}}
 	h := startClient(t, store, acs, testConfig(), Deps{})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		h.hooks.mu.Lock()
-		n := h.hooks.reboots
-		h.hooks.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no reboot after the session")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	h.waitReboots(t, 1)
 	h.stop()
 	if acs.sessions != 1 {
 		t.Errorf("%d sessions before the reboot, want 1", acs.sessions)
@@ -345,6 +333,24 @@ func TestClientValueChange(t *testing.T) {
 	}
 }
 
+// waitReboots polls the hooks until n reboots happened.
+func (h *harness) waitReboots(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h.hooks.mu.Lock()
+		got := h.hooks.reboots
+		h.hooks.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d reboots, want %d", got, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestClientDownloadAndUpload(t *testing.T) {
 	validator(t)
 	store := newMemStore()
@@ -355,34 +361,48 @@ func TestClientDownloadAndUpload(t *testing.T) {
 		`<cwmp:GetQueuedTransfers/>`,
 	}}
 	h := startClient(t, store, acs, testConfig(), Deps{})
-	d := h.clk.nextSleep(t)
+	// The firmware is fetched and applied after the session, then the
+	// device reboots; nothing else happens before the reboot.
+	h.waitReboots(t, 1)
+	h.stop()
 	acs.mu.Lock()
 	queued := acs.exchanges[0][len(acs.exchanges[0])-1].msg.(VendorMessage)
+	sessions := acs.sessions
 	acs.mu.Unlock()
-	if len(queued.Fields[0].Children) != 3 {
-		t.Errorf("GetQueuedTransfers listed %+v", queued.Fields)
+	if len(queued.Fields[0].Children) != 3 || sessions != 1 {
+		t.Errorf("GetQueuedTransfers listed %+v; %d sessions before the reboot", queued.Fields, sessions)
 	}
-	// The firmware and the upload ran after the session, and a second
-	// session reported them; the delayed download is still waiting.
-	if !slices.Equal(h.hooks.firmwareData, []string{"image:http://files.test/fw.bin"}) || !slices.Equal(h.xfer.uploads, []string{"http://files.test/up=log"}) {
+	if !slices.Equal(h.hooks.firmwareData, []string{"image:http://files.test/fw.bin"}) || len(h.xfer.uploads) != 0 {
 		t.Errorf("firmware %v uploads %v", h.hooks.firmwareData, h.xfer.uploads)
 	}
-	ev, _, _ := acs.informOf(1)
-	if want := []string{EventTransferComplete, EventMDownload + "/dk", EventMUpload + "/uk"}; !slices.Equal(ev, want) {
-		t.Errorf("transfer session events %v, want %v", ev, want)
+
+	// After the boot: the queued upload runs, and the Inform reports both
+	// transfers with 1 BOOT; the delayed download still waits.
+	acs2 := &fakeACS{t: t}
+	h2 := startClient(t, store, acs2, testConfig(), Deps{})
+	d := h2.clk.nextSleep(t)
+	if !slices.Equal(h2.xfer.uploads, []string{"http://files.test/up=log"}) {
+		t.Errorf("uploads after boot %v", h2.xfer.uploads)
 	}
-	if m := acs.methods(1); !slices.Equal(m, []string{"Inform", "TransferComplete", "TransferComplete", ""}) {
-		t.Errorf("transfer session sent %v", m)
+	ev, _, _ := acs2.informOf(0)
+	if want := []string{EventBoot, EventTransferComplete, EventMDownload + "/dk", EventMUpload + "/uk"}; !slices.Equal(ev, want) {
+		t.Errorf("boot session events %v, want %v", ev, want)
 	}
-	h.clk.Advance(d)
-	h.clk.nextSleep(t)
-	acs.mu.Lock()
-	tc := acs.exchanges[2][1].msg.(VendorMessage)
-	acs.mu.Unlock()
+	if m := acs2.methods(0); !slices.Equal(m, []string{"Inform", "TransferComplete", "TransferComplete", ""}) {
+		t.Errorf("boot session sent %v", m)
+	}
+	if d != 30*time.Second {
+		t.Errorf("idle %v, want the delayed download in 30s", d)
+	}
+	h2.clk.Advance(d)
+	h2.clk.nextSleep(t)
+	acs2.mu.Lock()
+	tc := acs2.exchanges[1][1].msg.(VendorMessage)
+	acs2.mu.Unlock()
 	if tc.Name != "TransferComplete" || tc.Fields[0].Value != "bad" || tc.Fields[1].Children[0].Value != "9015" {
 		t.Errorf("failed download reported as %+v", tc)
 	}
-	if n := len(h.c.events.Transfers()); n != 0 {
+	if n := len(h2.c.events.Transfers()); n != 0 {
 		t.Errorf("%d transfer records left after acknowledgement", n)
 	}
 }

@@ -143,9 +143,9 @@ func (c *Client) recoverTransfers() {
 }
 
 // runDueTransfers runs the queued transfers whose delay has passed, one
-// after the other, and reports whether any completed.
-func (c *Client) runDueTransfers(ctx context.Context, now time.Time) bool {
-	done := false
+// after the other, and reports whether any completed, and whether the
+// device is going down to boot a new firmware image.
+func (c *Client) runDueTransfers(ctx context.Context, now time.Time) (done, down bool) {
 	for _, r := range c.events.Transfers() {
 		if r.State != TransferQueued || now.Before(r.NotBefore) || ctx.Err() != nil {
 			continue
@@ -155,14 +155,23 @@ func (c *Client) runDueTransfers(ctx context.Context, now time.Time) bool {
 			c.log.Warn("transfer state not stored", zap.Error(err))
 			continue
 		}
-		c.finishTransfer(r, c.transfer(ctx, r))
+		rebooting, err := c.transfer(ctx, r)
+		if err != nil || !rebooting {
+			c.finishTransfer(r, err)
+		}
 		done = true
+		if rebooting {
+			// The rest waits for the next boot (the records persist).
+			return done, true
+		}
 	}
-	return done
+	return done, false
 }
 
-// transfer moves the file and applies it.
-func (c *Client) transfer(ctx context.Context, r TransferRecord) error {
+// transfer moves the file and applies it. A firmware image that applied
+// reboots the device: its TransferComplete (recorded before) then goes
+// out after the boot, with "1 BOOT", as TR-069 expects.
+func (c *Client) transfer(ctx context.Context, r TransferRecord) (rebooting bool, err error) {
 	if !r.IsDownload {
 		var data []byte
 		var err error
@@ -172,13 +181,13 @@ func (c *Client) transfer(ctx context.Context, r TransferRecord) error {
 			data, err = c.deps.Hooks.ExportConfig(ctx)
 		}
 		if err != nil {
-			return NewFault(FaultUploadFailure, "export: %v", err)
+			return false, NewFault(FaultUploadFailure, "export: %v", err)
 		}
-		return c.xfer.Upload(ctx, r, data)
+		return false, c.xfer.Upload(ctx, r, data)
 	}
 	path, err := c.xfer.Download(ctx, r)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer os.Remove(path)
 	switch r.FileType {
@@ -187,16 +196,20 @@ func (c *Client) transfer(ctx context.Context, r TransferRecord) error {
 		// image causes: record success first, then apply.
 		c.finishTransfer(r, nil)
 		if err := c.deps.Hooks.ApplyFirmware(ctx, path); err != nil {
-			return NewFault(FaultFileCorrupted, "firmware: %v", err)
+			return false, NewFault(FaultFileCorrupted, "firmware: %v", err)
 		}
-		return nil
+		if err := c.deps.Hooks.Reboot(ctx); err != nil {
+			c.log.Error("reboot into the new firmware failed", zap.Error(err))
+			return false, nil
+		}
+		return true, nil
 	case FileVendorConfig:
 		if err := c.deps.Hooks.ApplyConfig(ctx, path); err != nil {
-			return NewFault(FaultFileCorrupted, "configuration: %v", err)
+			return false, NewFault(FaultFileCorrupted, "configuration: %v", err)
 		}
-		return nil
+		return false, nil
 	}
-	return NewFault(FaultDownloadFailure, "file type %q cannot be applied", r.FileType)
+	return false, NewFault(FaultDownloadFailure, "file type %q cannot be applied", r.FileType)
 }
 
 // finishTransfer records the outcome (err nil is success).
