@@ -54,10 +54,25 @@ func allWithSID(sid string, n int) func([]Route) bool {
 // on top of it.
 func BenchmarkLearn10k(b *testing.B) {
 	a, s, _, _ := twoSpeakers(b)
+	benchLearn(b, a, s)
+}
+
+// BenchmarkLearn10kViaFRR is BenchmarkLearn10k through FRR's bgpd as the
+// route reflector (issue 4's path, without the kernel install).
+func BenchmarkLearn10kViaFRR(b *testing.B) {
+	f := startFRR(b, 2)
+	a, s := f.client(b, 0, "A"), f.client(b, 1, "B")
+	runSpeaker(b, a)
+	runSpeaker(b, s)
+	waitEstablished(b, s, 20*time.Second)
+	benchLearn(b, a, s)
+}
+
+func benchLearn(b *testing.B, a, s *Speaker) {
 	if err := s.SetImports([]ImportPolicy{{Instance: "red", ImportRTs: []string{"65000:100"}}}); err != nil {
 		b.Fatal(err)
 	}
-	waitEstablished(b, a, 10*time.Second)
+	waitEstablished(b, a, 20*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w := s.Watch(ctx)
@@ -79,7 +94,7 @@ func BenchmarkLearn10k(b *testing.B) {
 		if err := a.SetExports(nil); err != nil {
 			b.Fatal(err)
 		}
-		waitRoutes(b, w, 30*time.Second, "withdrawal of all routes", func(rs []Route) bool { return len(rs) == 0 })
+		waitRoutes(b, w, 60*time.Second, "withdrawal of all routes", func(rs []Route) bool { return len(rs) == 0 })
 		sid := fmt.Sprintf("fd00:a::%x", i+1)
 		ex := benchExport(benchRoutes, sid)
 		b.StartTimer()

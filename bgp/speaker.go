@@ -571,7 +571,7 @@ func (s *Speaker) Peers() []PeerState {
 		ps := &out[i]
 		ps.State = sessionState(p.State.SessionState)
 		if ps.State == StateEstablished && p.Timers != nil && p.Timers.State != nil && p.Timers.State.Uptime != nil {
-			ps.Uptime = time.Since(p.Timers.State.Uptime.AsTime()).Truncate(time.Second)
+			ps.Uptime = time.Since(p.Timers.State.Uptime.AsTime())
 		}
 		for _, af := range p.AfiSafis {
 			if af.State != nil {

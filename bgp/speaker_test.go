@@ -132,8 +132,9 @@ func TestTwoSpeakersExchangeRenumberWithdraw(t *testing.T) {
 	})
 
 	ps := b.Peers()
-	if len(ps) != 1 || ps[0].State != StateEstablished || ps[0].PrefixesReceived != 2 || ps[0].PrefixesSent != 1 {
-		t.Errorf("B.Peers() = %+v, want established, 2 received, 1 sent", ps)
+	if len(ps) != 1 || ps[0].State != StateEstablished || ps[0].PrefixesReceived != 2 || ps[0].PrefixesSent != 1 ||
+		ps[0].Uptime <= 0 || ps[0].Address != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("B.Peers() = %+v, want 127.0.0.1 established with an uptime, 2 received, 1 sent", ps)
 	}
 
 	// A stops: its session goes down and B's routes from A go with it.
