@@ -103,6 +103,7 @@ func (f *Facts) parseBoardJSON(b []byte) error {
 		} `json:"model"`
 		Network map[string]struct {
 			Device  string   `json:"device"`
+			Ifname  string   `json:"ifname"` // before OpenWrt 21.02
 			Ports   []string `json:"ports"`
 			MACAddr string   `json:"macaddr"`
 		} `json:"network"`
@@ -112,7 +113,7 @@ func (f *Facts) parseBoardJSON(b []byte) error {
 	}
 	f.ModelID, f.ModelName = strings.TrimSpace(doc.Model.ID), strings.TrimSpace(doc.Model.Name)
 	wan := doc.Network["wan"]
-	f.WANDevice = wan.Device
+	f.WANDevice = first(wan.Device, wan.Ifname)
 	if f.WANDevice == "" && len(wan.Ports) == 1 {
 		f.WANDevice = wan.Ports[0] // DSA boards: "ports": ["wan"]
 	}

@@ -105,6 +105,12 @@ func TestIdentityFallbacks(t *testing.T) {
 			"etc/address":        {Data: []byte("00:16:3e:00:00:01")},
 			"sys/class/net/x/ok": {Data: []byte("")},
 		}, func(id board.Identity) bool { return id.OUI == "000000" }, ""},
+		{"pre-21.02 board.json names the device ifname", fstest.MapFS{
+			"etc/board.json":               {Data: []byte(`{"model": {"id": "tplink,archer-c7-v2", "name": "TP-Link Archer C7 v2"}, "network": {"wan": {"ifname": "eth0.2", "protocol": "dhcp"}}}`)},
+			"sys/class/net/eth0.2/address": {Data: []byte("c0:4a:00:01:02:03\n")},
+		}, func(id board.Identity) bool {
+			return id.Manufacturer == "tplink" && id.OUI == "C04A00" && id.SerialNumber == "C04A00010203"
+		}, ""},
 		{"release only, no revision", fstest.MapFS{
 			"etc/openwrt_release": {Data: []byte("DISTRIB_RELEASE='SNAPSHOT'\n")},
 		}, func(id board.Identity) bool { return id.SoftwareVersion == "SNAPSHOT" }, ""},

@@ -78,34 +78,15 @@ var uciSchema = map[string][]string{
 // listOptions may be given as "list" (or as a single "option").
 var listOptions = map[string]bool{"service.lan_prefix": true, "remote.segment": true}
 
-// DefaultNetifdInterfaceOf is the wan section's netifd_interface, default
-// "wan6": the interface the init script's trigger and the hotplug script
-// watch.
-func DefaultNetifdInterfaceOf(f *File) string {
+// netifdInterfaceOf is the wan section's netifd_interface, default "wan6":
+// the interface the init script's trigger and the hotplug script watch.
+func netifdInterfaceOf(f *File) string {
 	if s := single(f, "wan"); s != nil {
 		if v, ok := s.Get("netifd_interface"); ok && v != "" {
 			return v
 		}
 	}
 	return DefaultNetifdInterface
-}
-
-// Enabled is the srv6cpe section's "enabled" as OpenWrt reads booleans
-// ("1", "on", "true", "yes", "enabled"); absent means enabled.
-func Enabled(f *File) bool {
-	s := single(f, "srv6cpe")
-	if s == nil {
-		return true
-	}
-	v, ok := s.Get("enabled")
-	if !ok {
-		return true
-	}
-	switch strings.ToLower(v) {
-	case "1", "on", "true", "yes", "enabled":
-		return true
-	}
-	return false
 }
 
 func single(f *File, typ string) *Section {
@@ -122,7 +103,8 @@ func single(f *File, typ string) *Section {
 // file order, their "list lan_prefix" / "list segment" the lan_prefixes
 // and segments lists. Two exceptions: "enabled" is the init script's, and
 // wan.interface is wan's "device", or when unset the Linux device netifd
-// reports for "netifd_interface" (default wan6). Numbers are checked here
+// reports for "netifd_interface" (default wan6), which is otherwise only
+// written for prefix_source netifd. Numbers are checked here
 // so that errors name the UCI line; everything else is checked by the
 // daemon when it loads the result.
 func DaemonConfig(f *File, opt ConvertOptions) ([]byte, error) {
@@ -170,7 +152,7 @@ func DaemonConfig(f *File, opt ConvertOptions) ([]byte, error) {
 		StaticAddress: str(w, "static_address"),
 		Debounce:      str(w, "debounce"),
 	}
-	logical := DefaultNetifdInterfaceOf(f)
+	logical := netifdInterfaceOf(f)
 	if c.WAN.PrefixSource == "netifd" {
 		c.WAN.NetifdInterface = logical
 	}

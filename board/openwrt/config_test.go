@@ -46,9 +46,6 @@ func TestShippedConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !openwrt.Enabled(f) || openwrt.DefaultNetifdInterfaceOf(f) != "wan6" {
-		t.Errorf("enabled %v, netifd interface %q", openwrt.Enabled(f), openwrt.DefaultNetifdInterfaceOf(f))
-	}
 	y, err := openwrt.DaemonConfig(f, resolveTo("pppoe-wan"))
 	if err != nil {
 		t.Fatal(err)
@@ -124,9 +121,6 @@ config remote
 	option table '7'
 	option segment '2001:db8::1'
 `)
-	if openwrt.Enabled(f) {
-		t.Error("enabled '0' read as enabled")
-	}
 	y, err := openwrt.DaemonConfig(f, openwrt.ConvertOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -306,7 +306,7 @@ func (s *NetifdPrefix) Watch(ctx context.Context, out chan<- board.PrefixChange)
 				lastErr = msg
 			}
 			timer.Reset(retry)
-			retry = min(2*retry, max(s.opt.Poll, minNetifdRetry))
+			retry = min(2*retry, s.maxRetry())
 			continue
 		}
 		lastErr, retry = "", minNetifdRetry
@@ -340,6 +340,15 @@ func (s *NetifdPrefix) Watch(ctx context.Context, out chan<- board.PrefixChange)
 			return nil
 		}
 	}
+}
+
+// maxRetry bounds the back-off after failed ubus calls: the poll interval,
+// or DefaultPoll when polling is off.
+func (s *NetifdPrefix) maxRetry() time.Duration {
+	if s.opt.Poll > 0 {
+		return max(s.opt.Poll, minNetifdRetry)
+	}
+	return DefaultPoll
 }
 
 // nextChange is board's rule: report only a change of prefix or address,
