@@ -48,11 +48,7 @@ func encodeValues(e *etree.Element, params []ParameterValue) {
 		s := pl.CreateElement("ParameterValueStruct")
 		add(s, "Name", clip(p.Name, maxNameLen))
 		v := add(s, "Value", clean(p.Value))
-		t := p.Type
-		if t == "" {
-			t = "string"
-		}
-		v.CreateAttr("xsi:type", "xsd:"+t)
+		v.CreateAttr("xsi:type", "xsd:"+valueType(p))
 	}
 }
 
@@ -64,6 +60,20 @@ func transferFaultOK(code int) bool {
 		return true
 	}
 	return false
+}
+
+// valueType is the xsi:type to declare: the parameter's type when the
+// value is valid for it, else string (a getter that returns garbage must
+// not make the whole message invalid).
+func valueType(p ParameterValue) string {
+	ty, ok := typeByXSD(p.Type)
+	if !ok || ty == TypeString {
+		return "string"
+	}
+	if _, err := ty.Normalize(p.Value); err != nil || p.Value != strings.TrimSpace(p.Value) {
+		return "string"
+	}
+	return ty.XSD()
 }
 
 func encodeFaultStruct(e *etree.Element, f FaultStruct) {

@@ -25,6 +25,9 @@ func emitted() []Message {
 				{Name: "Device.X.B64", Value: "AAEC", Type: "base64Binary"},
 				{Name: "Device.X.Hex", Value: "0a0b", Type: "hexBinary"},
 				{Name: "Device.X.Ctl", Value: "bad\x01char", Type: "string"},
+				{Name: "Device.X.BadUint", Value: "", Type: "unsignedInt"},
+				{Name: "Device.X.BadTime", Value: "soon", Type: "dateTime"},
+				{Name: "Device.X.Unknown", Value: "x", Type: "decimal"},
 			},
 		},
 		Inform{DeviceID: DeviceID{OUI: "00AABB"}},
@@ -91,7 +94,8 @@ func TestEncodeEchoesIDAndEscapes(t *testing.T) {
 	s := string(b)
 	for _, want := range []string{
 		`<cwmp:ID soap-env:mustUnderstand="1">abc&lt;1&gt;</cwmp:ID>`,
-		`soap-enc:arrayType="cwmp:ParameterValueStruct[8]"`,
+		`soap-enc:arrayType="cwmp:ParameterValueStruct[11]"`,
+		`<Name>Device.X.BadUint</Name><Value xsi:type="xsd:string"></Value>`,
 		`soap-enc:arrayType="cwmp:EventStruct[4]"`,
 		`<Value xsi:type="xsd:unsignedInt">12</Value>`,
 		`<MaxEnvelopes>1</MaxEnvelopes>`,
