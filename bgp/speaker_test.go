@@ -185,9 +185,20 @@ func TestRunStopsCleanly(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitRoutes(t, b.Watch(ctx), 10*time.Second, "B learns red", func(rs []Route) bool { return len(rs) == 2 })
+		// C keeps trying a neighbour that refuses connections.
+		c, err := New(Config{
+			LocalAS: 65000, RouterID: "10.0.0.3", ListenPort: -1,
+			Neighbors: []Neighbor{{Address: "127.0.0.3", RemoteAS: 65000, Port: uint16(freePort(t, "127.0.0.3")), ConnectRetry: 1}},
+		}, testLogger(t, "C"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopC := runSpeaker(t, c)
+		time.Sleep(1500 * time.Millisecond) // at least one refused attempt
 		cancel()
 		stopA()
 		stopB()
+		stopC()
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
