@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,7 +112,8 @@ type Agent struct {
 	havePrefix bool
 	failures   int
 	persisted  PersistedPrefix
-	published  []byte // status.json as last written, without its times
+	published  []byte            // status.json as last written, without its times
+	applied    dataplane.Desired // the last state applied without error
 }
 
 type reloadRequest struct {
@@ -449,7 +451,13 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 	for _, s := range sids {
 		fields = append(fields, zap.String(s.Name, s.SID.String()+" "+s.Installed))
 	}
-	a.log.Info("SIDs programmed", fields...)
+	// Resyncs re-apply the same state every few seconds: log only news.
+	if reflect.DeepEqual(want, a.applied) {
+		a.log.Debug("SIDs re-applied", fields...)
+	} else {
+		a.log.Info("SIDs programmed", fields...)
+		a.applied = want
+	}
 	if a.persisted.Prefix != pc.New || a.persisted.Address != pc.Addr || a.persisted.Locator != d.Locator {
 		a.persist(PersistedPrefix{Prefix: pc.New, Address: pc.Addr, Locator: d.Locator, Applied: now})
 	}

@@ -417,17 +417,25 @@ func (d *daemon) waitLog(s string, from int, limit time.Duration) {
 	}
 }
 
+// status waits until the daemon's status.json says applied and returns it
+// (the log line comes a moment before the file).
 func (d *daemon) status(stateDir string) agent.Status {
 	d.t.Helper()
-	b, err := os.ReadFile(filepath.Join(stateDir, agent.StatusFile))
-	if err != nil {
-		d.t.Fatal(err)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var s agent.Status
+		b, err := os.ReadFile(filepath.Join(stateDir, agent.StatusFile))
+		if err == nil {
+			err = json.Unmarshal(b, &s)
+		}
+		if err == nil && s.State == agent.StateApplied {
+			return s
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("status.json not applied within 5s: %v\n%s", err, b)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	var s agent.Status
-	if err := json.Unmarshal(b, &s); err != nil {
-		d.t.Fatalf("status.json: %v\n%s", err, b)
-	}
-	return s
 }
 
 func buildDaemon(t *testing.T, dir string) string {
