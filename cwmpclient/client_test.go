@@ -206,12 +206,15 @@ func TestClientRetryTiming(t *testing.T) {
 		t.Errorf("forced inform parameters missing: %v", params)
 	}
 	// Success resets the count; the next session says RetryCount 0.
-	if err := h.c.AddEvent(EventStruct{Code: "X 00AABB Test"}); err != nil {
+	if err := h.c.events.Add(EventStruct{Code: "X 00AABB Test"}); err != nil { // no trigger yet
+		t.Fatal(err)
+	}
+	if err := h.c.AddEvent(EventStruct{Code: EventDiagnosticsDone}); err != nil {
 		t.Fatal(err)
 	}
 	h.clk.nextSleep(t)
 	events, _, retry = acs.informOf(1)
-	if retry != "0" || !slices.Equal(events, []string{"X 00AABB Test"}) {
+	if retry != "0" || !slices.Equal(events, []string{"X 00AABB Test", EventDiagnosticsDone}) {
 		t.Errorf("second session: events %v retry %s", events, retry)
 	}
 }
