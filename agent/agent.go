@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,6 +181,13 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	}
 	a.caps = a.dp.Capabilities()
 	if err := checkKernel(cfg, a.caps); err != nil {
+		// The probe's notes say why a capability is missing (e.g. "network
+		// is down" when loopback is not up yet).
+		if r, ok := a.dp.(interface{ Status() dataplane.Status }); ok {
+			if notes := r.Status().ProbeNotes; len(notes) > 0 {
+				err = fmt.Errorf("%w (capability probe: %s)", err, strings.Join(notes, "; "))
+			}
+		}
 		a.closeOwned()
 		return nil, fmt.Errorf("%w: %w", ErrKernel, err)
 	}
