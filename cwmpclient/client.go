@@ -49,6 +49,9 @@ type Config struct {
 	NotificationInterval time.Duration `yaml:"notification_interval"`
 	// SessionTimeout bounds one session; zero means 10 minutes.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// ExchangeTimeout bounds one POST and the ACS's answer; zero means 2
+	// minutes (TR-069 asks the CPE to wait at least 30 seconds).
+	ExchangeTimeout time.Duration `yaml:"exchange_timeout"`
 }
 
 // BoardHooks are the device actions ACS requests lead to.
@@ -638,7 +641,11 @@ func (c *Client) session(ctx context.Context) error {
 				}
 			}
 		},
-		requests: c.cpeRequests(bootstrap),
+		requests:        c.cpeRequests(bootstrap),
+		exchangeTimeout: c.cfg.ExchangeTimeout,
+	}
+	if plan.exchangeTimeout <= 0 {
+		plan.exchangeTimeout = 2 * time.Minute
 	}
 	tc := c.cfg.TransportConfig
 	tc.URL, tc.Username, tc.Password = ms.URL, ms.Username, ms.Password
@@ -657,8 +664,13 @@ func (c *Client) session(ctx context.Context) error {
 		c.crs.SessionActive(true)
 		defer c.crs.SessionActive(false)
 	}
-	c.log.Info("session", zap.String("acs", ms.URL), zap.Any("events", informEvents), zap.Int("retry", c.retries))
-	return runSession(sctx, cn, c.disp, plan, c.log)
+	c.log.Info("session start", zap.String("acs", ms.URL), zap.Any("events", informEvents), zap.Int("retry", c.retries))
+	start := c.clock.Now()
+	err = runSession(sctx, cn, c.disp, plan, c.log)
+	if err == nil {
+		c.log.Info("session done", zap.Duration("took", c.clock.Now().Sub(start)))
+	}
+	return err
 }
 
 // cpeRequests lists what the CPE sends after the InformResponse: the

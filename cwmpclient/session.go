@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -36,6 +37,8 @@ type sessionPlan struct {
 	requests []cpeRequest
 	// informed runs once the InformResponse arrived (events delivered).
 	informed func()
+	// exchangeTimeout bounds one POST and its answer (0: only ctx).
+	exchangeTimeout time.Duration
 }
 
 // Bounds of one session: an ACS that never ends it, or keeps sending
@@ -80,7 +83,7 @@ func runSession(ctx context.Context, c conn, d *Dispatcher, plan sessionPlan, lo
 	if err != nil {
 		return fmt.Errorf("encode inform: %w", err)
 	}
-	status, resp, err := c.Post(ctx, body)
+	status, resp, err := post(ctx, c, body, plan.exchangeTimeout)
 	if err != nil {
 		return fmt.Errorf("post inform: %w", err)
 	}
@@ -133,7 +136,7 @@ func runSession(ctx context.Context, c conn, d *Dispatcher, plan sessionPlan, lo
 				cpeDone = true
 			}
 		}
-		status, resp, err := c.Post(ctx, out)
+		status, resp, err := post(ctx, c, out, plan.exchangeTimeout)
 		out = nil
 		if err != nil {
 			return fmt.Errorf("post: %w", err)
@@ -223,6 +226,17 @@ func runSession(ctx context.Context, c conn, d *Dispatcher, plan sessionPlan, lo
 // is read like a 200.
 func soapFaultStatus(status int, body []byte) bool {
 	return status == http.StatusInternalServerError && len(body) > 0
+}
+
+// post sends one message, bounded by timeout so a silent ACS cannot hold
+// the session until the overall session deadline.
+func post(ctx context.Context, c conn, body []byte, timeout time.Duration) (int, []byte, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	return c.Post(ctx, body)
 }
 
 // isResponseTo matches an ACS message with the CPE request it answers.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -335,4 +336,23 @@ func FuzzSession(f *testing.F) {
 			requests: []cpeRequest{{msg: TransferComplete{CommandKey: "k"}}}}
 		_ = runSession(context.Background(), conn, d, plan, zap.NewNop())
 	})
+}
+
+// silentConn never answers.
+type silentConn struct{}
+
+func (silentConn) Post(ctx context.Context, _ []byte) (int, []byte, error) {
+	<-ctx.Done()
+	return 0, nil, ctx.Err()
+}
+
+func (silentConn) Close() {}
+
+func TestRunSessionExchangeTimeout(t *testing.T) {
+	d, _, _ := newSessionDispatcher(t)
+	plan := sessionPlan{inform: Inform{DeviceID: DeviceID{OUI: "00AABB"}}, exchangeTimeout: 50 * time.Millisecond}
+	err := runSession(context.Background(), silentConn{}, d, plan, zap.NewNop())
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("silent ACS: %v, want a deadline error", err)
+	}
 }
