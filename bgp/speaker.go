@@ -119,6 +119,8 @@ func (s *Speaker) Run(ctx context.Context) error {
 	failed := func() {
 		s.mu.Lock()
 		s.started = false // a failed start may be retried
+		s.gen++           // and callbacks of this attempt are ignored
+		clear(s.rib)
 		s.mu.Unlock()
 	}
 	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: s.global()}); err != nil {

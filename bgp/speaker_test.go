@@ -2,8 +2,10 @@ package bgp
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -270,4 +272,23 @@ func TestTCPMD5(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestRunFailedStartCanBeRetried(t *testing.T) {
+	// A port already in use makes StartBgp fail.
+	l, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	s, err := New(Config{LocalAS: 65000, RouterID: "10.0.0.1", ListenPort: port, ListenAddresses: []string{"127.0.0.2"}}, testLogger(t, "S"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), strconv.Itoa(port)) {
+		t.Fatalf("Run with the port taken = %v, want an error naming port %d", err, port)
+	}
+	l.Close()
+	runSpeaker(t, s) // now it starts
 }
