@@ -98,8 +98,6 @@ type node struct {
 	table  *Object // set on a multi-instance object; its one child is "{i}"
 }
 
-func (n *node) isObject() bool { return n.param == nil }
-
 func (n *node) child(name string) *node { return n.byName[name] }
 
 func (n *node) addChild(name string) *node {
