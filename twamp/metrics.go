@@ -105,6 +105,9 @@ type Sample struct {
 	ReflectorSeq      uint32
 	// SenderTTL is the TTL/hop limit the reflector saw (0 if unknown).
 	SenderTTL uint8
+	// KernelT1 says the delays used the kernel's transmit timestamp as T1
+	// rather than the clock read before the send call.
+	KernelT1 bool
 }
 
 // Metrics are the measurements of a window or of a whole session.

@@ -126,10 +126,13 @@ func (c *SenderConfig) normalize() error {
 
 // slot is one packet in flight.
 type slot struct {
-	seq  uint32
-	t1   time.Time
-	ts   uint64 // T1 as written, to recognise the echo
-	used bool
+	seq   uint32
+	t1    time.Time // read just before the send call, written in the packet
+	t1k   time.Time // the kernel's transmit timestamp, when it came
+	ts    uint64    // T1 as written, to recognise the echo
+	key   uint32    // SO_TIMESTAMPING OPT_ID of the send
+	keyed bool
+	used  bool
 }
 
 // Sender runs one STAMP test session.
@@ -151,6 +154,11 @@ type Sender struct {
 	notifier *Notifier
 	pkt      []byte
 	sendErrs uint64
+	// Kernel transmit timestamps (SO_TIMESTAMPING, OPT_ID): the key of
+	// the next send and the sequence number each recent key was sent as.
+	txStamps bool
+	txKey    uint32
+	keySeq   []uint32
 }
 
 // NewSender validates cfg and opens the session's sockets.
@@ -181,6 +189,7 @@ func newSender(cfg SenderConfig, log *zap.Logger) (*Sender, error) {
 		n <<= 1
 	}
 	s.slots = make([]slot, n)
+	s.keySeq = make([]uint32, n)
 	now := cfg.Clock.Now()
 	s.total.reset(now)
 	s.epoch, s.windows = now, map[int64]*accumulator{}
@@ -231,6 +240,14 @@ func (s *Sender) open() error {
 			if e := unix.SetsockoptInt(f, o[0], o[1], o[2]); e != nil && serr == nil {
 				serr = fmt.Errorf("socket option %d/%d: %w", o[0], o[1], e)
 			}
+		}
+		// T1 for the delays is the kernel's software transmit timestamp
+		// when the kernel gives one: it leaves out the time between
+		// reading the clock and the packet reaching the stack.
+		if !s.cfg.Loopback && unix.SetsockoptInt(f, unix.SOL_SOCKET, unix.SO_TIMESTAMPING,
+			unix.SOF_TIMESTAMPING_TX_SOFTWARE|unix.SOF_TIMESTAMPING_SOFTWARE|
+				unix.SOF_TIMESTAMPING_OPT_ID|unix.SOF_TIMESTAMPING_OPT_TSONLY) == nil {
+			s.txStamps = true
 		}
 		if len(s.cfg.Segments) > 0 && !s.cfg.Loopback {
 			srh, e := SocketSRH(s.cfg.Segments)
@@ -421,6 +438,11 @@ func (s *Sender) sendOne() {
 		evicted = &Sample{Seq: sl.seq, Sent: sl.t1, Lost: true}
 	}
 	*sl = slot{seq: seq, t1: t1, ts: h.Timestamp, used: true}
+	if err == nil && s.txStamps && !s.cfg.Loopback {
+		sl.key, sl.keyed = s.txKey, true
+		s.keySeq[s.txKey%uint32(len(s.keySeq))] = seq
+		s.txKey++
+	}
 	s.total.sent()
 	s.windowAt(t1).sent()
 	if err != nil {
@@ -547,7 +569,8 @@ func (s *Sender) receive(ctx context.Context) error {
 		return err
 	}
 	buf := make([]byte, 9216)
-	oob := make([]byte, oobLen)
+	oob := make([]byte, senderOOBLen)
+	errOOB := make([]byte, senderOOBLen)
 	var name unix.RawSockaddrInet6
 	var m rxMeta
 	for ctx.Err() == nil {
@@ -575,6 +598,10 @@ func (s *Sender) receive(ctx context.Context) error {
 		parseOOB(oob[:oobn], &m, s.local.Port())
 		if m.rx.IsZero() {
 			m.rx = s.cfg.Clock.Now()
+		}
+		if s.txStamps {
+			// The reply's own transmit timestamp is queued long before it.
+			rc.Read(func(fd uintptr) bool { s.drainTxStamps(fd, errOOB); return true })
 		}
 		s.handle(buf[:n:n], m.rx, sockaddrAddr(&name))
 	}
@@ -635,9 +662,12 @@ func (s *Sender) handle(b []byte, t4 time.Time, from netip.AddrPort) {
 		return
 	}
 	sl.used = false
-	t1 := sl.t1
+	sent, t1 := sl.t1, sl.t1
+	if !sl.t1k.IsZero() {
+		t1, sm.KernelT1 = sl.t1k, true
+	}
 	s.mu.Unlock()
-	sm.Seq, sm.Sent = seq, t1
+	sm.Seq, sm.Sent = seq, sent
 	total := t4.Sub(t1)
 	sm.RTT = total
 	if !s.cfg.Loopback {
@@ -659,6 +689,62 @@ func (s *Sender) handle(b []byte, t4 time.Time, from netip.AddrPort) {
 		return
 	}
 	s.record(&sm)
+}
+
+// senderOOBLen has room for the receive cmsgs plus SCM_TIMESTAMPING and
+// an extended error with its offender address.
+const senderOOBLen = 256
+
+// drainTxStamps reads the kernel transmit timestamps queued on the error
+// queue and attaches each to its packet. A timestamp that does not fit
+// its packet (a key that drifted after a failed send) is ignored, and the
+// packet keeps the userspace T1.
+func (s *Sender) drainTxStamps(fd uintptr, oob []byte) {
+	for i := 0; i < 256; i++ {
+		h := unix.Msghdr{Control: &oob[0]}
+		h.SetControllen(len(oob))
+		_, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&h)), unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+		if e != 0 {
+			return
+		}
+		ts, key, ok := parseTxStamp(oob[:h.Controllen])
+		if !ok {
+			continue
+		}
+		s.mu.Lock()
+		seq := s.keySeq[key%uint32(len(s.keySeq))]
+		sl := &s.slots[seq%uint32(len(s.slots))]
+		if sl.used && sl.keyed && sl.key == key && sl.seq == seq && !ts.Before(sl.t1) && ts.Sub(sl.t1) < s.cfg.Timeout {
+			sl.t1k = ts
+		}
+		s.mu.Unlock()
+	}
+}
+
+// parseTxStamp reads a software transmit timestamp and its OPT_ID key.
+func parseTxStamp(oob []byte) (ts time.Time, key uint32, ok bool) {
+	var haveTS, haveKey bool
+	for len(oob) >= cmsgHdrLen {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < cmsgHdrLen || l > len(oob) {
+			break
+		}
+		data := oob[cmsgHdrLen:l]
+		switch {
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPING && len(data) >= int(unsafe.Sizeof(unix.Timespec{})):
+			t := (*unix.Timespec)(unsafe.Pointer(&data[0])) // [0] is the software stamp
+			ts, haveTS = time.Unix(int64(t.Sec), int64(t.Nsec)), t.Sec != 0 || t.Nsec != 0
+		case (h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_RECVERR || h.Level == unix.IPPROTO_IP && h.Type == unix.IP_RECVERR) &&
+			len(data) >= int(unsafe.Sizeof(unix.SockExtendedErr{})):
+			ee := (*unix.SockExtendedErr)(unsafe.Pointer(&data[0]))
+			if ee.Origin == unix.SO_EE_ORIGIN_TIMESTAMPING {
+				key, haveKey = ee.Data, true
+			}
+		}
+		oob = oob[min(unix.CmsgSpace(l-cmsgHdrLen), len(oob)):]
+	}
+	return ts, key, haveTS && haveKey
 }
 
 func (s *Sender) discard() {

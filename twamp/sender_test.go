@@ -128,6 +128,15 @@ func TestSenderReflectorLoopback(t *testing.T) {
 			if len(samples) != 50 || samples[0].SenderTTL != 255 {
 				t.Fatalf("%d samples, first %+v", len(samples), samples[0])
 			}
+			kernel := 0
+			for _, s := range samples {
+				if s.KernelT1 {
+					kernel++
+				}
+			}
+			if kernel < 45 {
+				t.Fatalf("only %d of 50 samples used the kernel transmit timestamp", kernel)
+			}
 			if tc.scfg.ClocksSynced && m.Forward.Count != 50 {
 				t.Fatalf("one-way %+v", m.Forward)
 			}
