@@ -243,6 +243,9 @@ func Encode(ns, id string, msg Message) ([]byte, error) {
 		if !validName(m.Name) {
 			return nil, fmt.Errorf("soap: vendor method name %q is not an XML name", m.Name)
 		}
+		if err := checkFields(m.Fields, 0); err != nil {
+			return nil, fmt.Errorf("soap: %s: %w", m.Name, err)
+		}
 		encodeFields(body.CreateElement("cwmp:"+m.Name), m.Fields)
 	case encoder:
 		m.encode(body.CreateElement("cwmp:" + msg.MethodName()))
@@ -268,11 +271,25 @@ func encodeFault(body *etree.Element, f *Fault) {
 	}
 }
 
-func encodeFields(e *etree.Element, fields []Field) {
+// checkFields rejects field names that are not XML names and nesting
+// deeper than 32 levels.
+func checkFields(fields []Field, depth int) error {
+	if depth > 32 {
+		return errors.New("fields nested deeper than 32 levels")
+	}
 	for _, f := range fields {
 		if !validName(f.Name) {
-			continue
+			return fmt.Errorf("field name %q is not an XML name", f.Name)
 		}
+		if err := checkFields(f.Children, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func encodeFields(e *etree.Element, fields []Field) {
+	for _, f := range fields {
 		c := e.CreateElement(f.Name)
 		if len(f.Children) > 0 {
 			encodeFields(c, f.Children)

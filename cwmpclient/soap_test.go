@@ -112,6 +112,9 @@ func TestEncodeRejectsInvalid(t *testing.T) {
 	if _, err := Encode(NS12, "", VendorMessage{Name: "a b"}); err == nil {
 		t.Error("vendor name with a space accepted")
 	}
+	if _, err := Encode(NS12, "", VendorMessage{Name: "X_A", Fields: []Field{{Name: "ok", Children: []Field{{Name: "1bad"}}}}}); err == nil {
+		t.Error("vendor field name starting with a digit accepted")
+	}
 	for _, oui := range []string{"", "00aabb", "00AABBC", "00AAB"} {
 		if _, err := Encode(NS12, "", Inform{DeviceID: DeviceID{OUI: oui}}); err == nil {
 			t.Errorf("Inform with OUI %q accepted", oui)
