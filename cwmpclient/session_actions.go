@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -155,12 +156,8 @@ func (c *Client) runDueTransfers(ctx context.Context, now time.Time) (done, down
 			c.log.Warn("transfer state not stored", zap.Error(err))
 			continue
 		}
-		rebooting, err := c.transfer(ctx, r)
-		if err != nil || !rebooting {
-			c.finishTransfer(r, err)
-		}
 		done = true
-		if rebooting {
+		if c.transfer(ctx, r) {
 			// The rest waits for the next boot (the records persist).
 			return done, true
 		}
@@ -168,48 +165,55 @@ func (c *Client) runDueTransfers(ctx context.Context, now time.Time) (done, down
 	return done, false
 }
 
-// transfer moves the file and applies it. A firmware image that applied
-// reboots the device: its TransferComplete (recorded before) then goes
-// out after the boot, with "1 BOOT", as TR-069 expects.
-func (c *Client) transfer(ctx context.Context, r TransferRecord) (rebooting bool, err error) {
+// transfer moves the file, applies it and records the outcome. A
+// downloaded file is recorded as transferred before it is applied, since
+// applying may restart the device (sysupgrade, a configuration restore):
+// its TransferComplete then goes out after the boot, with "1 BOOT", as
+// TR-069 expects; a failure to apply overwrites the record. It reports
+// whether the device is rebooting into a new firmware image.
+func (c *Client) transfer(ctx context.Context, r TransferRecord) (rebooting bool) {
 	if !r.IsDownload {
 		var data []byte
 		var err error
-		if r.FileType == FileUploadLog || (len(r.FileType) > 1 && r.FileType[0] == '4') {
+		if r.FileType == FileUploadLog || strings.HasPrefix(r.FileType, "4 ") {
 			data, err = c.deps.Hooks.ExportLog(ctx)
 		} else {
 			data, err = c.deps.Hooks.ExportConfig(ctx)
 		}
 		if err != nil {
-			return false, NewFault(FaultUploadFailure, "export: %v", err)
+			err = NewFault(FaultUploadFailure, "export: %v", err)
+		} else {
+			err = c.xfer.Upload(ctx, r, data)
 		}
-		return false, c.xfer.Upload(ctx, r, data)
+		c.finishTransfer(r, err)
+		return false
+	}
+	if r.FileType != FileFirmware && r.FileType != FileVendorConfig {
+		c.finishTransfer(r, NewFault(FaultDownloadFailure, "file type %q cannot be applied", r.FileType))
+		return false
 	}
 	path, err := c.xfer.Download(ctx, r)
 	if err != nil {
-		return false, err
+		c.finishTransfer(r, err)
+		return false
 	}
 	defer os.Remove(path)
-	switch r.FileType {
-	case FileFirmware:
-		// TransferComplete must reach the ACS after the reboot the new
-		// image causes: record success first, then apply.
-		c.finishTransfer(r, nil)
-		if err := c.deps.Hooks.ApplyFirmware(ctx, path); err != nil {
-			return false, NewFault(FaultFileCorrupted, "firmware: %v", err)
-		}
-		if err := c.deps.Hooks.Reboot(ctx); err != nil {
-			c.log.Error("reboot into the new firmware failed", zap.Error(err))
-			return false, nil
-		}
-		return true, nil
-	case FileVendorConfig:
+	c.finishTransfer(r, nil)
+	if r.FileType == FileVendorConfig {
 		if err := c.deps.Hooks.ApplyConfig(ctx, path); err != nil {
-			return false, NewFault(FaultFileCorrupted, "configuration: %v", err)
+			c.finishTransfer(r, NewFault(FaultFileCorrupted, "configuration: %v", err))
 		}
-		return false, nil
+		return false
 	}
-	return false, NewFault(FaultDownloadFailure, "file type %q cannot be applied", r.FileType)
+	if err := c.deps.Hooks.ApplyFirmware(ctx, path); err != nil {
+		c.finishTransfer(r, NewFault(FaultFileCorrupted, "firmware: %v", err))
+		return false
+	}
+	if err := c.deps.Hooks.Reboot(ctx); err != nil {
+		c.log.Error("reboot into the new firmware failed", zap.Error(err))
+		return false
+	}
+	return true
 }
 
 // finishTransfer records the outcome (err nil is success).
