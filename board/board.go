@@ -16,7 +16,8 @@ type Identity struct {
 }
 
 // PrefixChange reports a new delegated prefix. Old is invalid on the first
-// event. Old == New when only Addr changed.
+// event. Old == New when only Addr changed, or when the prefix came back
+// after it was gone (the routes on the WAN went with it: re-apply).
 type PrefixChange struct {
 	Old, New netip.Prefix
 	// Addr is the CPE's own WAN IPv6 address when one is known (BGP next

@@ -79,7 +79,9 @@ type NetlinkPrefixOptions struct {
 //
 // When the prefix disappears (WAN down, lease lost, interface gone) nothing
 // is reported and the last prefix stays in force, so the CPE keeps its SIDs
-// until a new prefix arrives; the loss is logged. Likewise in route mode a
+// until a new prefix arrives; the loss is logged. When the same prefix comes
+// back it is reported again with Old == New: the kernel removed the routes
+// on the WAN device while it was down, and the agent must re-apply them. Likewise in route mode a
 // vanished WAN address keeps the last one. A change of Addr alone is
 // reported with Old == New.
 type NetlinkPrefix struct {
@@ -214,8 +216,7 @@ func (s *NetlinkPrefix) relevantRoute(u netlink.RouteUpdate) bool {
 // loop debounces pokes, re-reads and reports.
 func (s *NetlinkPrefix) loop(ctx context.Context, h *netlink.Handle, pokes <-chan struct{}, out chan<- PrefixChange) error {
 	var (
-		last       PrefixChange
-		missing    bool   // last re-read found no prefix
+		track      PrefixTracker
 		lastErr    string // last re-read error, to log repeats quietly
 		retry      = minRetry
 		burstStart = time.Now()
@@ -252,44 +253,30 @@ func (s *NetlinkPrefix) loop(ctx context.Context, h *netlink.Handle, pokes <-cha
 			lastErr, retry = "", minRetry
 			s.log.Debug("re-read", zap.Stringer("prefix", p), zap.Stringer("addr", addr))
 			if !p.IsValid() {
-				if !missing && last.New.IsValid() {
-					s.log.Warn("delegated prefix gone; keeping the last one until a new one arrives", zap.Stringer("prefix", last.New))
-				} else if !missing {
-					s.log.Info("no delegated prefix yet")
+				if track.Lost() {
+					if last := track.Last().New; last.IsValid() {
+						s.log.Warn("delegated prefix gone; keeping the last one until a new one arrives", zap.Stringer("prefix", last))
+					} else {
+						s.log.Info("no delegated prefix yet")
+					}
 				}
-				missing = true
 				continue
 			}
-			if missing {
+			next, report, returned := track.Found(p, addr)
+			if returned {
 				s.log.Info("delegated prefix present", zap.Stringer("prefix", p))
-				missing = false
 			}
-			next, changed := nextChange(last, p, addr)
-			if !changed {
+			if !report {
 				continue
 			}
 			s.log.Info("delegated prefix changed", zap.Stringer("old", next.Old), zap.Stringer("new", next.New), zap.Stringer("addr", next.Addr))
 			select {
 			case out <- next:
-				last = next
 			case <-ctx.Done():
 				return nil
 			}
 		}
 	}
-}
-
-// nextChange decides what to report after a re-read that found prefix p
-// and address addr (addr may be invalid): nothing if neither changed. A
-// missing address keeps the last one.
-func nextChange(last PrefixChange, p netip.Prefix, addr netip.Addr) (PrefixChange, bool) {
-	if !addr.IsValid() {
-		addr = last.Addr
-	}
-	if p == last.New && addr == last.Addr {
-		return last, false
-	}
-	return PrefixChange{Old: last.New, New: p, Addr: addr}, true
 }
 
 // read is the full re-read. It returns an invalid prefix when none is

@@ -175,8 +175,10 @@ func TestNetlinkPrefixAddressMode(t *testing.T) {
 	if w.logs.FilterMessage("delegated prefix gone; keeping the last one until a new one arrives").Len() != 1 {
 		t.Error("the loss of the prefix was not logged")
 	}
-	// It comes back unchanged: still nothing to report.
+	// It comes back unchanged: reported again (Old == New) so the agent
+	// re-applies the routes the kernel removed with it, and only once.
 	ip(t, "-n", ns, "-6", "addr", "add", "2001:db8:4400::1/40", "dev", "wan0", "nodad")
+	w.expect(t, PrefixChange{Old: p4400, New: p4400, Addr: a4400}, time.Second)
 	w.expectNone(t, 300*time.Millisecond)
 
 	// Refresh forces a re-read without an event.
@@ -212,8 +214,10 @@ func TestNetlinkPrefixRouteMode(t *testing.T) {
 	ip(t, "-n", ns, "-6", "route", "del", "unreachable", "2001:db8:4400::/40", "dev", "lo")
 	w.expectNone(t, 300*time.Millisecond)
 
-	// The delegation returns; then the WAN address alone changes.
+	// The delegation returns (reported again, Old == New); then the WAN
+	// address alone changes.
 	ip(t, "-n", ns, "-6", "route", "add", "unreachable", "2001:db8:4400::/40", "dev", "lo", "proto", "static")
+	w.expect(t, PrefixChange{Old: p4400, New: p4400, Addr: wanAddr}, time.Second)
 	w.expectNone(t, 300*time.Millisecond)
 	newWAN := netip.MustParseAddr("2001:db8:fffe::2")
 	ipBatch(t, ns,

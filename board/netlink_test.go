@@ -3,7 +3,6 @@ package board
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,35 +10,6 @@ import (
 
 	"go.uber.org/zap"
 )
-
-func TestNextChange(t *testing.T) {
-	p1 := netip.MustParsePrefix("2001:db8:1200::/40")
-	p2 := netip.MustParsePrefix("2001:db8:4400::/40")
-	a1 := netip.MustParseAddr("2001:db8:1200::1")
-	a2 := netip.MustParseAddr("2001:db8:4400::1")
-	tests := []struct {
-		name string
-		last PrefixChange
-		p    netip.Prefix
-		a    netip.Addr
-		want PrefixChange
-		emit bool
-	}{
-		{"first", PrefixChange{}, p1, a1, PrefixChange{New: p1, Addr: a1}, true},
-		{"first without address", PrefixChange{}, p1, netip.Addr{}, PrefixChange{New: p1}, true},
-		{"unchanged", PrefixChange{New: p1, Addr: a1}, p1, a1, PrefixChange{New: p1, Addr: a1}, false},
-		{"new prefix", PrefixChange{New: p1, Addr: a1}, p2, a2, PrefixChange{Old: p1, New: p2, Addr: a2}, true},
-		{"address only", PrefixChange{New: p1, Addr: a1}, p1, a2, PrefixChange{Old: p1, New: p1, Addr: a2}, true},
-		{"address gone keeps the last", PrefixChange{New: p1, Addr: a1}, p1, netip.Addr{}, PrefixChange{New: p1, Addr: a1}, false},
-		{"new prefix, address gone", PrefixChange{New: p1, Addr: a1}, p2, netip.Addr{}, PrefixChange{Old: p1, New: p2, Addr: a1}, true},
-	}
-	for _, tc := range tests {
-		got, emit := nextChange(tc.last, tc.p, tc.a)
-		if emit != tc.emit || (emit && got != tc.want) {
-			t.Errorf("%s: nextChange = %+v, %v; want %+v, %v", tc.name, got, emit, tc.want, tc.emit)
-		}
-	}
-}
 
 func TestNetlinkPrefixOptionsValidate(t *testing.T) {
 	for _, opt := range []NetlinkPrefixOptions{

@@ -281,8 +281,7 @@ func (s *NetifdPrefix) Watch(ctx context.Context, out chan<- board.PrefixChange)
 	}()
 
 	var (
-		last    board.PrefixChange
-		missing bool
+		track   board.PrefixTracker
 		lastErr string
 		retry   = minNetifdRetry
 		timer   = time.NewTimer(0) // first read at once
@@ -315,27 +314,26 @@ func (s *NetifdPrefix) Watch(ctx context.Context, out chan<- board.PrefixChange)
 		}
 		p, ok := st.DelegatedPrefix()
 		if !ok {
-			if !missing && last.New.IsValid() {
-				s.log.Warn("delegated prefix gone; keeping the last one until a new one arrives", zap.Stringer("prefix", last.New), zap.Bool("up", st.Up))
-			} else if !missing {
-				s.log.Info("no delegated prefix yet", zap.Bool("up", st.Up))
+			if track.Lost() {
+				if last := track.Last().New; last.IsValid() {
+					s.log.Warn("delegated prefix gone; keeping the last one until a new one arrives", zap.Stringer("prefix", last), zap.Bool("up", st.Up))
+				} else {
+					s.log.Info("no delegated prefix yet", zap.Bool("up", st.Up))
+				}
 			}
-			missing = true
 			continue
 		}
-		if missing {
-			s.log.Info("delegated prefix present", zap.Stringer("prefix", p))
-			missing = false
-		}
 		addr, _ := st.WANAddress()
-		next, changed := nextChange(last, p, addr)
-		if !changed {
+		next, report, returned := track.Found(p, addr)
+		if returned {
+			s.log.Info("delegated prefix present", zap.Stringer("prefix", p))
+		}
+		if !report {
 			continue
 		}
 		s.log.Info("delegated prefix changed", zap.Stringer("old", next.Old), zap.Stringer("new", next.New), zap.Stringer("addr", next.Addr))
 		select {
 		case out <- next:
-			last = next
 		case <-ctx.Done():
 			return nil
 		}
@@ -349,16 +347,4 @@ func (s *NetifdPrefix) maxRetry() time.Duration {
 		return max(s.opt.Poll, minNetifdRetry)
 	}
 	return DefaultPoll
-}
-
-// nextChange is board's rule: report only a change of prefix or address,
-// and keep the last address when none is known now.
-func nextChange(last board.PrefixChange, p netip.Prefix, addr netip.Addr) (board.PrefixChange, bool) {
-	if !addr.IsValid() {
-		addr = last.Addr
-	}
-	if p == last.New && addr == last.Addr {
-		return last, false
-	}
-	return board.PrefixChange{Old: last.New, New: p, Addr: addr}, true
 }
