@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -199,24 +201,19 @@ func registerIP(t *Tree, list func() []IPInterface) error {
 			return f(i), nil
 		}
 	}
-	seq := func(n int) []uint32 {
-		out := make([]uint32, n)
-		for i := range out {
-			out[i] = uint32(i + 1)
-		}
-		return out
-	}
-	nth := func(pick func(IPInterface) []string) func([]uint32) (string, error) {
+	addrNums, prefixNums := newStableNumbers(), newStableNumbers()
+	nth := func(pick func(IPInterface) []string, nums *stableNumbers) func([]uint32) (string, error) {
 		return func(idx []uint32) (string, error) {
 			i, err := find(idx)
 			if err != nil {
 				return "", err
 			}
-			l := pick(i)
-			if int(idx[1]) > len(l) {
-				return "", fmt.Errorf("interface %d entry %d is gone", idx[0], idx[1])
+			for _, v := range pick(i) {
+				if nums.number(i.Index, v) == idx[1] {
+					return v, nil
+				}
 			}
-			return l[idx[1]-1], nil
+			return "", fmt.Errorf("interface %d entry %d is gone", idx[0], idx[1])
 		}
 	}
 	count := func(pick func(IPInterface) []string) func([]uint32) (string, error) {
@@ -250,24 +247,79 @@ func registerIP(t *Tree, list func() []IPInterface) error {
 	} {
 		errs = append(errs, t.Register(base+r.name, r.p))
 	}
-	entries := func(pick func(IPInterface) []string) func([]uint32) []uint32 {
+	entries := func(pick func(IPInterface) []string, nums *stableNumbers) func([]uint32) []uint32 {
 		return func(idx []uint32) []uint32 {
 			i, err := find(idx)
 			if err != nil {
 				return nil
 			}
-			return seq(len(pick(i)))
+			return nums.sync(i.Index, pick(i))
 		}
 	}
 	errs = append(errs,
-		t.RegisterObject(base+"IPv6Address.{i}.", Object{Instances: entries(addrs)}),
-		t.Register(base+"IPv6Address.{i}.IPAddress", Param{Get: nth(addrs)}),
+		t.RegisterObject(base+"IPv6Address.{i}.", Object{Instances: entries(addrs, addrNums)}),
+		t.Register(base+"IPv6Address.{i}.IPAddress", Param{Get: nth(addrs, addrNums)}),
 		t.Register(base+"IPv6Address.{i}.Status", Param{Get: constant("Enabled")}),
-		t.RegisterObject(base+"IPv6Prefix.{i}.", Object{Instances: entries(prefixes)}),
-		t.Register(base+"IPv6Prefix.{i}.Prefix", Param{Get: nth(prefixes)}),
+		t.RegisterObject(base+"IPv6Prefix.{i}.", Object{Instances: entries(prefixes, prefixNums)}),
+		t.Register(base+"IPv6Prefix.{i}.Prefix", Param{Get: nth(prefixes, prefixNums)}),
 		t.Register(base+"IPv6Prefix.{i}.Status", Param{Get: constant("Enabled")}),
 	)
 	return errors.Join(errs...)
+}
+
+// stableNumbers gives the entries of a caller-owned list (the addresses
+// of an interface) instance numbers that stay with the entry while it
+// exists and are not reused within the process, as TR-181 asks of
+// instance numbers.
+type stableNumbers struct {
+	mu   sync.Mutex
+	nums map[uint32]map[string]uint32 // interface -> entry -> number
+	next map[uint32]uint32
+}
+
+func newStableNumbers() *stableNumbers {
+	return &stableNumbers{nums: map[uint32]map[string]uint32{}, next: map[uint32]uint32{}}
+}
+
+// sync numbers the current entries of interface owner, forgetting the
+// gone ones, and returns the numbers in ascending order.
+func (s *stableNumbers) sync(owner uint32, entries []string) []uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.nums[owner]
+	if m == nil {
+		m = map[string]uint32{}
+		s.nums[owner] = m
+	}
+	present := make(map[string]bool, len(entries))
+	out := make([]uint32, 0, len(entries))
+	for _, e := range entries {
+		if present[e] {
+			continue
+		}
+		present[e] = true
+		n, ok := m[e]
+		if !ok {
+			s.next[owner]++
+			n = s.next[owner]
+			m[e] = n
+		}
+		out = append(out, n)
+	}
+	for e := range m {
+		if !present[e] {
+			delete(m, e)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// number is the number of an entry (0 if it was never listed).
+func (s *stableNumbers) number(owner uint32, entry string) uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nums[owner][entry]
 }
 
 // managementServer is the client's view of Device.ManagementServer.

@@ -59,6 +59,18 @@ func TestStandardObjects(t *testing.T) {
 	if want := []string{"90", "", "", "fe80::1", "2001:db8:1::/48", "2", "0001-01-01T00:00:00Z"}; !slices.Equal(got, want) {
 		t.Errorf("values %v, want %v", got, want)
 	}
+	// Instance numbers stay with the address: when fe80::1 goes and a new
+	// address comes, 2001:db8::1 keeps 1 and the new one gets 3.
+	ifs[0].IPv6Addresses = []string{"2001:db8::99", "2001:db8::1"}
+	vals, err = tr.GetValues([]string{"Device.IP.Interface.3.IPv6Address."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = names(vals, func(p ParameterValue) string { return p.Name + "=" + p.Value })
+	if want := []string{"Device.IP.Interface.3.IPv6Address.1.IPAddress=2001:db8::1", "Device.IP.Interface.3.IPv6Address.1.Status=Enabled",
+		"Device.IP.Interface.3.IPv6Address.3.IPAddress=2001:db8::99", "Device.IP.Interface.3.IPv6Address.3.Status=Enabled"}; !slices.Equal(got, want) {
+		t.Errorf("after an address change %v, want %v", got, want)
+	}
 	l, _ := tr.GetNames("Device.IP.Interface.", true)
 	if got := names(l, func(p ParameterInfo) string { return p.Name }); !slices.Equal(got, []string{"Device.IP.Interface.1.", "Device.IP.Interface.3."}) {
 		t.Errorf("interfaces %v", got)
