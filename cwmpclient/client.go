@@ -590,11 +590,14 @@ func (c *Client) session(ctx context.Context) error {
 			return fmt.Errorf("bootstrap event: %w", err)
 		}
 	}
-	events := c.events.Pending()
+	informEvents := c.events.Pending()
 	notified := c.tree.PendingNotifications()
-	informEvents := slices.Clone(events)
 	if len(notified) > 0 && !slices.ContainsFunc(informEvents, func(e EventStruct) bool { return e.Code == EventValueChange }) {
 		informEvents = append(informEvents, EventStruct{Code: EventValueChange})
+	}
+	if len(informEvents) > maxEvents {
+		// The schema allows 64; the rest stay pending for the next Inform.
+		informEvents = informEvents[:maxEvents]
 	}
 	params := c.tree.ForcedInform()
 	for _, p := range notified {
@@ -615,7 +618,7 @@ func (c *Client) session(ctx context.Context) error {
 			RetryCount: uint32(c.retries), Params: params,
 		},
 		informed: func() {
-			if err := c.events.Delivered(events); err != nil {
+			if err := c.events.Delivered(informEvents); err != nil {
 				c.log.Warn("delivered events not stored", zap.Error(err))
 			}
 			names := make([]string, len(notified))
