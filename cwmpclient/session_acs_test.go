@@ -2,6 +2,8 @@ package cwmpclient
 
 import (
 	"context"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -182,4 +184,71 @@ func benchSession(b *testing.B, gpv bool) {
 		}
 	}
 	b.ReportMetric(float64(len(n)), "params")
+}
+
+// TestRunEndToEnd runs the whole client (real clock, real HTTP, real
+// connection request server) against the double: the boot session, then
+// an ACS-initiated session through a digest-authenticated connection
+// request that the ACS URL in the Inform told it about.
+func TestRunEndToEnd(t *testing.T) {
+	validator(t)
+	acs := cwmptest.NewServer(t, cwmptest.WithAuth(cwmptest.AuthDigest, "cpe", "pw"), cwmptest.WithCookie("sid"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.URL, cfg.Username, cfg.Password = acs.URL, "cpe", "pw"
+	cfg.ConnectionRequest = ConnReqConfig{Path: "/cr", Username: "acs", Password: "crpw"}
+	cfg.ConnectionRequestHost = "127.0.0.1"
+	c, err := New(cfg, Deps{
+		Store: newMemStore(), Hooks: &fakeHooks{}, ConnReqListener: ln,
+		Info:   DeviceInfo{Manufacturer: "Acme", ManufacturerOUI: "00AABB", ProductClass: "SRv6CPE", SerialNumber: "SN1", SoftwareVersion: "1.0"},
+		Logger: zaptest.NewLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	wait, stop := context.WithTimeout(context.Background(), 20*time.Second)
+	defer stop()
+	ss, err := acs.WaitSessions(wait, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crURL string
+	for _, p := range ss[0].Inform.Params {
+		if p.Name == "Device.ManagementServer.ConnectionRequestURL" {
+			crURL = p.Value
+		}
+	}
+	if crURL == "" {
+		t.Fatalf("no ConnectionRequestURL in %+v", ss[0].Inform.Params)
+	}
+	acs.Enqueue(cwmptest.GetParameterValues("Device.DeviceInfo.SoftwareVersion"))
+	code, err := acs.ConnectionRequest(wait, crURL, "acs", "crpw")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("connection request: %d %v", code, err)
+	}
+	ss, err = acs.WaitSessions(wait, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ss[1].Inform.HasEvent(EventConnectionRequest) || ss[1].Inform.HasEvent(EventBoot) {
+		t.Errorf("second session events %+v", ss[1].Inform.Events)
+	}
+	for _, s := range ss {
+		checkDoubleSession(t, s)
+	}
+	if r := ss[1].Responses(); len(r) != 1 || r[0].Method != "GetParameterValuesResponse" {
+		t.Errorf("responses %+v", r)
+	}
 }
