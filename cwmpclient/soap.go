@@ -35,6 +35,10 @@ const MaxEnvelopeSize = 4 << 20
 // many tiny elements cannot make the dispatcher do unbounded work.
 const maxElements = 100000
 
+// maxDepth bounds nesting; CWMP messages are at most 6 levels deep, vendor
+// RPCs get some room.
+const maxDepth = 64
+
 var genieFaultName = regexp.MustCompile(`(</?)([A-Za-z_][A-Za-z0-9_.-]*):Body:Fault`)
 
 // unknownTime is the TR-069 "Unknown Time" for dateTime fields.
@@ -91,8 +95,8 @@ func Decode(b []byte) (*Envelope, error) {
 	if root == nil || root.Tag != "Envelope" {
 		return nil, errors.New("soap: no Envelope element")
 	}
-	if n := countElements(root, maxElements+1); n > maxElements {
-		return nil, fmt.Errorf("soap: more than %d elements", maxElements)
+	if err := checkShape(root); err != nil {
+		return nil, err
 	}
 	env := &Envelope{}
 	var body *etree.Element
@@ -128,17 +132,31 @@ func Decode(b []byte) (*Envelope, error) {
 
 func passCharset(_ string, r io.Reader) (io.Reader, error) { return r, nil }
 
-func countElements(e *etree.Element, limit int) int {
-	n := 1
-	for _, c := range e.Child {
-		if ce, ok := c.(*etree.Element); ok {
-			n += countElements(ce, limit-n)
-			if n >= limit {
-				return n
+// checkShape bounds the element count and depth of a parsed message, so
+// that no later (recursive) walk does unbounded work. Iterative on purpose.
+func checkShape(root *etree.Element) error {
+	type item struct {
+		e     *etree.Element
+		depth int
+	}
+	stack := []item{{root, 1}}
+	n := 0
+	for len(stack) > 0 {
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if n++; n > maxElements {
+			return fmt.Errorf("soap: more than %d elements", maxElements)
+		}
+		if it.depth > maxDepth {
+			return fmt.Errorf("soap: elements nested deeper than %d", maxDepth)
+		}
+		for _, c := range it.e.Child {
+			if ce, ok := c.(*etree.Element); ok {
+				stack = append(stack, item{ce, it.depth + 1})
 			}
 		}
 	}
-	return n
+	return nil
 }
 
 func decodeHeader(env *Envelope, h *etree.Element) error {

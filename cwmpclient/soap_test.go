@@ -203,6 +203,18 @@ func TestDecode(t *testing.T) {
 				t.Fatal("accepted")
 			}
 		}},
+		{"too deep", wrap(NS12, "", "<cwmp:X_Deep>"+strings.Repeat("<a>", 100)+strings.Repeat("</a>", 100)+"</cwmp:X_Deep>"),
+			func(t *testing.T, e *Envelope, err error) {
+				if err == nil || !strings.Contains(err.Error(), "deeper") {
+					t.Fatalf("got %v", err)
+				}
+			}},
+		{"too many elements", wrap(NS12, "", "<cwmp:X_Wide>"+strings.Repeat("<a/>", maxElements)+"</cwmp:X_Wide>"),
+			func(t *testing.T, e *Envelope, err error) {
+				if err == nil || !strings.Contains(err.Error(), "elements") {
+					t.Fatalf("got %v", err)
+				}
+			}},
 		{"too large", strings.Repeat(" ", MaxEnvelopeSize+1), func(t *testing.T, e *Envelope, err error) {
 			if !errors.Is(err, ErrTooLarge) {
 				t.Fatal("accepted")
