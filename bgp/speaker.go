@@ -22,6 +22,11 @@ import (
 // hands the full set to watchers: a burst of UPDATEs becomes one delivery.
 const coalesce = 10 * time.Millisecond
 
+// exportChunk is how many paths one AddPath/DeletePath call carries. Each call
+// holds GoBGP's server loop: in chunks, the first routes are on the wire while
+// the next are added, and peer handling is not held up for a whole table.
+const exportChunk = 500
+
 // SessionState is a BGP FSM state (RFC 4271 §8.2.2).
 type SessionState string
 
@@ -291,30 +296,33 @@ func (s *Speaker) applyExportsLocked(srv *server.BgpServer) error {
 		}
 	}
 	var errs []error
-	if len(add) > 0 {
-		if _, err := srv.AddPath(apiutil.AddPathRequest{Paths: add}); err == nil {
-			for _, k := range addKeys {
+	for start := 0; start < len(add); start += exportChunk {
+		end := min(start+exportChunk, len(add))
+		if _, err := srv.AddPath(apiutil.AddPathRequest{Paths: add[start:end]}); err == nil {
+			for _, k := range addKeys[start:end] {
 				s.advertised[k] = s.desired[k]
 			}
-		} else {
-			// GoBGP reports one error for the whole batch and keeps the
-			// paths that were fine: find out path by path which are in.
-			for i, k := range addKeys {
-				if _, err := srv.AddPath(apiutil.AddPathRequest{Paths: add[i : i+1]}); err != nil {
-					errs = append(errs, fmt.Errorf("advertise %s: %w", k.prefix, err))
-					continue
-				}
-				s.advertised[k] = s.desired[k]
+			continue
+		}
+		// GoBGP reports one error for the whole batch and keeps the paths
+		// that were fine: find out path by path which are in.
+		for i := start; i < end; i++ {
+			k := addKeys[i]
+			if _, err := srv.AddPath(apiutil.AddPathRequest{Paths: add[i : i+1]}); err != nil {
+				errs = append(errs, fmt.Errorf("advertise %s: %w", k.prefix, err))
+				continue
 			}
+			s.advertised[k] = s.desired[k]
 		}
 	}
-	if len(del) > 0 {
-		if err := srv.DeletePath(apiutil.DeletePathRequest{Paths: del}); err != nil {
-			errs = append(errs, fmt.Errorf("withdraw %d routes: %w", len(del), err))
-		} else {
-			for _, k := range delKeys {
-				delete(s.advertised, k)
-			}
+	for start := 0; start < len(del); start += exportChunk {
+		end := min(start+exportChunk, len(del))
+		if err := srv.DeletePath(apiutil.DeletePathRequest{Paths: del[start:end]}); err != nil {
+			errs = append(errs, fmt.Errorf("withdraw %d routes: %w", end-start, err))
+			continue
+		}
+		for _, k := range delKeys[start:end] {
+			delete(s.advertised, k)
 		}
 	}
 	if len(add)+len(del) > 0 {
