@@ -55,7 +55,8 @@ type ReflectorConfig struct {
 	SessionIdle time.Duration
 	// Timestamp is the format of T2 and T3 (NTP default, or PTP).
 	Timestamp TimestampFormat
-	// TAIOffset is TAI−UTC for the PTP format (default 37 s).
+	// TAIOffset is TAI−UTC for the PTP format (default: the kernel's,
+	// else 37 s).
 	TAIOffset time.Duration
 	// Clock gives the time quality for the Error Estimate (default: the
 	// kernel's NTP state). Receive timestamps always come from the kernel.
@@ -80,7 +81,7 @@ func (c *ReflectorConfig) normalize() error {
 		c.SessionIdle = 5 * time.Minute
 	}
 	if c.TAIOffset == 0 {
-		c.TAIOffset = DefaultTAIOffset
+		c.TAIOffset = SystemTAIOffset()
 	}
 	if c.Clock == nil {
 		c.Clock = &SystemClock{}
@@ -207,6 +208,29 @@ func (r *Reflector) Stats() ReflectorStats {
 		s.Sessions = r.sessions.len()
 	}
 	return s
+}
+
+// ReflectorSession is one stateful session as the reflector sees it.
+type ReflectorSession struct {
+	Peer     netip.AddrPort
+	SSID     uint16
+	Received uint32 // requests reflected or not
+	Sent     uint32 // replies sent
+	LastSeen time.Time
+}
+
+// Sessions lists the stateful sessions (none when stateless).
+func (r *Reflector) Sessions() []ReflectorSession {
+	if r.sessions == nil {
+		return nil
+	}
+	r.sessions.mu.Lock()
+	defer r.sessions.mu.Unlock()
+	out := make([]ReflectorSession, 0, len(r.sessions.m))
+	for k, s := range r.sessions.m {
+		out = append(out, ReflectorSession{Peer: k.peer, SSID: k.ssid, Received: s.rx, Sent: s.tx, LastSeen: s.seen})
+	}
+	return out
 }
 
 // Run serves until ctx is cancelled, then closes the sockets. It returns

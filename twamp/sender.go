@@ -68,7 +68,8 @@ type SenderConfig struct {
 	StatefulReflector bool
 	// ClocksSynced enables one-way delays (T2−T1, T4−T3).
 	ClocksSynced bool
-	// Timestamp format of T1 (NTP default), TAIOffset for PTP (default 37 s).
+	// Timestamp format of T1 (NTP default), TAIOffset for PTP (default:
+	// the kernel's TAI offset, else 37 s).
 	Timestamp TimestampFormat
 	TAIOffset time.Duration
 	// Clock (default: SystemClock).
@@ -93,7 +94,7 @@ func (c *SenderConfig) normalize() error {
 		c.Timeout = 2 * time.Second
 	}
 	if c.TAIOffset == 0 {
-		c.TAIOffset = DefaultTAIOffset
+		c.TAIOffset = SystemTAIOffset()
 	}
 	if c.Clock == nil {
 		c.Clock = &SystemClock{}

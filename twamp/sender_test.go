@@ -147,8 +147,11 @@ func TestSenderReflectorLoopback(t *testing.T) {
 			if st.Received != 50 || st.Reflected != 50 || st.TLVIntegrityFailures != 0 || st.MalformedTLVs != 0 {
 				t.Fatalf("reflector stats %+v", st)
 			}
-			if tc.rcfg.Stateful && st.Sessions != 1 {
-				t.Fatalf("sessions %d", st.Sessions)
+			if tc.rcfg.Stateful {
+				ss := r.Sessions()
+				if st.Sessions != 1 || len(ss) != 1 || ss[0].SSID != 77 || ss[0].Received != 50 || ss[0].Sent != 50 {
+					t.Fatalf("sessions %d: %+v", st.Sessions, ss)
+				}
 			}
 		})
 	}

@@ -35,6 +35,16 @@ const ntpEpochOffset = 2208988800
 // DefaultTAIOffset is TAI−UTC since 2017-01-01 (37 s); PTP timestamps are TAI.
 const DefaultTAIOffset = 37 * time.Second
 
+// SystemTAIOffset is the kernel's TAI−UTC (set by ntpd, chrony or ptp4l),
+// or DefaultTAIOffset when nothing set it.
+func SystemTAIOffset() time.Duration {
+	var tx unix.Timex
+	if _, err := unix.Adjtimex(&tx); err == nil && tx.Tai > 0 {
+		return time.Duration(tx.Tai) * time.Second
+	}
+	return DefaultTAIOffset
+}
+
 // EncodeTime converts a wall-clock (UTC) instant to a wire timestamp of the
 // given format. taiOffset is TAI−UTC, used only by FormatPTP.
 func EncodeTime(t time.Time, f TimestampFormat, taiOffset time.Duration) uint64 {
