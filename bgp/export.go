@@ -70,7 +70,7 @@ func (e Export) build(out map[pathKey]exportPath, owner map[pathKey]string) erro
 	if e.Instance == "" {
 		return errors.New("instance name is empty")
 	}
-	rd, err := ParseRD(e.RD)
+	rd, err := parseRD(e.RD)
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func (e Export) build(out map[pathKey]exportPath, owner map[pathKey]string) erro
 	}
 	rts := make([]gobgp.ExtendedCommunityInterface, 0, len(e.ExportRTs))
 	for _, s := range e.ExportRTs {
-		rt, err := ParseRT(s)
+		rt, err := parseRT(s)
 		if err != nil {
 			return err
 		}
@@ -156,10 +156,23 @@ func (e Export) build(out map[pathKey]exportPath, owner map[pathKey]string) erro
 	return nil
 }
 
-// ParseRD parses a route distinguisher (RFC 4364 §4.2): "ASN:N" with a 2-byte
+// CheckRD reports whether s is a route distinguisher SetExports accepts; the
+// error names s. For the agent to check configuration as it arrives.
+func CheckRD(s string) error {
+	_, err := parseRD(s)
+	return err
+}
+
+// CheckRT reports whether s is a route target SetExports and SetImports accept.
+func CheckRT(s string) error {
+	_, err := parseRT(s)
+	return err
+}
+
+// parseRD parses a route distinguisher (RFC 4364 §4.2): "ASN:N" with a 2-byte
 // ASN and 4-byte N (type 0), "a.b.c.d:N" with a 2-byte N (type 1), or
 // "ASN:N" with a 4-byte ASN and 2-byte N (type 2).
-func ParseRD(s string) (gobgp.RouteDistinguisherInterface, error) {
+func parseRD(s string) (gobgp.RouteDistinguisherInterface, error) {
 	admin, ip, n, err := splitAdmin(s)
 	if err != nil {
 		return nil, fmt.Errorf("route distinguisher %q: %w", s, err)
@@ -179,9 +192,9 @@ func ParseRD(s string) (gobgp.RouteDistinguisherInterface, error) {
 	}
 }
 
-// ParseRT parses a route target extended community (RFC 4360) in the same
-// notations as ParseRD.
-func ParseRT(s string) (gobgp.ExtendedCommunityInterface, error) {
+// parseRT parses a route target extended community (RFC 4360) in the same
+// notations as parseRD.
+func parseRT(s string) (gobgp.ExtendedCommunityInterface, error) {
 	admin, ip, n, err := splitAdmin(s)
 	if err != nil {
 		return nil, fmt.Errorf("route target %q: %w", s, err)

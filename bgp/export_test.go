@@ -33,30 +33,33 @@ func TestParseRDAndRT(t *testing.T) {
 		{"4294967296:1", 0, "", `administrator "4294967296"`},
 	}
 	for _, tt := range tests {
-		rd, err := ParseRD(tt.in)
-		rt, rterr := ParseRT(tt.in)
+		rd, err := parseRD(tt.in)
+		rt, rterr := parseRT(tt.in)
+		if (CheckRD(tt.in) == nil) != (err == nil) || (CheckRT(tt.in) == nil) != (rterr == nil) {
+			t.Errorf("CheckRD/CheckRT(%q) disagree with parsing", tt.in)
+		}
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), `"`+tt.in+`"`) {
-				t.Errorf("ParseRD(%q) error = %v, want one naming the value and containing %q", tt.in, err, tt.wantErr)
+				t.Errorf("parseRD(%q) error = %v, want one naming the value and containing %q", tt.in, err, tt.wantErr)
 			}
 			if rterr == nil || !strings.Contains(rterr.Error(), `"`+tt.in+`"`) {
-				t.Errorf("ParseRT(%q) error = %v, want one naming the value", tt.in, rterr)
+				t.Errorf("parseRT(%q) error = %v, want one naming the value", tt.in, rterr)
 			}
 			continue
 		}
 		if err != nil || rterr != nil {
-			t.Errorf("ParseRD/RT(%q) = %v / %v", tt.in, err, rterr)
+			t.Errorf("parseRD/RT(%q) = %v / %v", tt.in, err, rterr)
 			continue
 		}
 		b, _ := rd.Serialize()
 		if typ := uint16(b[0])<<8 | uint16(b[1]); typ != tt.rdType {
-			t.Errorf("ParseRD(%q) type %d, want %d", tt.in, typ, tt.rdType)
+			t.Errorf("parseRD(%q) type %d, want %d", tt.in, typ, tt.rdType)
 		}
 		if tt.wantStr != "" && (rd.String() != tt.wantStr || rt.String() != tt.wantStr) {
-			t.Errorf("ParseRD/RT(%q) = %s / %s, want %s", tt.in, rd, rt, tt.wantStr)
+			t.Errorf("parseRD/RT(%q) = %s / %s, want %s", tt.in, rd, rt, tt.wantStr)
 		}
 		if _, sub := rt.GetTypes(); sub != gobgp.EC_SUBTYPE_ROUTE_TARGET {
-			t.Errorf("ParseRT(%q) subtype %d, want route target", tt.in, sub)
+			t.Errorf("parseRT(%q) subtype %d, want route target", tt.in, sub)
 		}
 	}
 }

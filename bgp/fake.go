@@ -117,7 +117,7 @@ func (f *Fake) SetPeers(ps []PeerState) {
 func (f *Fake) SetRemoteRoutes(routes []RemoteRoute) error {
 	rib := make(map[pathKey]remoteRoute, len(routes))
 	for _, r := range routes {
-		rd, err := ParseRD(r.RD)
+		rd, err := parseRD(r.RD)
 		if err != nil {
 			return err
 		}
@@ -127,7 +127,7 @@ func (f *Fake) SetRemoteRoutes(routes []RemoteRoute) error {
 		}
 		rr := remoteRoute{rd: rd.String(), prefix: r.Prefix.Masked(), sid: r.SID, nextHop: r.NextHop}
 		for _, s := range r.RTs {
-			c, err := ParseRT(s)
+			c, err := parseRT(s)
 			if err != nil {
 				return err
 			}

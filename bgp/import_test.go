@@ -17,7 +17,7 @@ import (
 func receivedPath(t testing.TB, prefix string, label uint32, attrs ...gobgp.PathAttributeInterface) *apiutil.Path {
 	t.Helper()
 	p := netip.MustParsePrefix(prefix)
-	rd, _ := ParseRD("65000:9")
+	rd, _ := parseRD("65000:9")
 	nlri, err := gobgp.NewLabeledVPNIPAddrPrefix(p, *gobgp.NewMPLSLabelStack(label), rd)
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +45,7 @@ func prefixSID(sid string, behavior uint16, st *gobgp.SRv6SIDStructureSubSubTLV)
 func rts(ss ...string) *gobgp.PathAttributeExtendedCommunities {
 	var cs []gobgp.ExtendedCommunityInterface
 	for _, s := range ss {
-		c, err := ParseRT(s)
+		c, err := parseRT(s)
 		if err != nil {
 			panic(err)
 		}
@@ -148,7 +148,7 @@ func TestDecodePathRTsAndFamilies(t *testing.T) {
 		t.Fatalf("RTs %x, want %v", r.rts, want)
 	}
 	for i, w := range want {
-		c, _ := ParseRT(w)
+		c, _ := parseRT(w)
 		if v, _ := extUint64(c); v != r.rts[i] {
 			t.Errorf("RT %d = %x, want %s", i, r.rts[i], w)
 		}

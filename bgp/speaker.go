@@ -343,7 +343,7 @@ func (s *Speaker) SetImports(imports []ImportPolicy) error {
 			return errors.New("bgp: import policy with an empty instance name")
 		}
 		for _, rt := range ip.ImportRTs {
-			c, err := ParseRT(rt)
+			c, err := parseRT(rt)
 			if err != nil {
 				return fmt.Errorf("bgp: import of %q: %w", ip.Instance, err)
 			}
