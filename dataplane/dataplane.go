@@ -65,24 +65,27 @@ type Desired struct {
 	Locators  []netip.Prefix
 	VRFs      []VRF
 	LocalSIDs []LocalSID
-	BSIDs     []LocalSID // End.B6.Encaps / End.B6.Encaps.Red binding SIDs
-	Encaps    []EncapRoute
+	// BSIDs are End.B6.Encaps binding SIDs. Linux seg6local has no
+	// End.B6.Encaps.Red action, so Apply rejects that behaviour.
+	BSIDs  []LocalSID
+	Encaps []EncapRoute
 }
 
 // Capabilities is what the probe found the kernel can do.
 type Capabilities struct {
-	VRF            bool
+	VRF            bool // VRF devices can be created
 	EndDT4         bool // End.DT4 with vrftable
-	EndDT46        bool
-	EndDT6Table    bool
-	EncapRed       bool
-	NexthopObjects bool
+	EndDT46        bool // End.DT46 with vrftable
+	EndDT6Table    bool // End.DT6 with a table other than main
+	EncapRed       bool // seg6 encap.red (H.Encaps.Red)
+	NexthopObjects bool // nexthop objects carrying a seg6 encap
 	EndB6Encaps    bool
-	EndBPF         bool
+	EndBPF         bool // End.BPF with an lwt_seg6local program
 }
 
 // Dataplane programs the desired state. Implementations: the netlink one and
-// the recording Fake.
+// the recording Fake. Both also have Status() Status and
+// Installed(ctx) (Desired, error).
 type Dataplane interface {
 	Apply(ctx context.Context, d Desired) error
 	Capabilities() Capabilities
