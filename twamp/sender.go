@@ -271,7 +271,9 @@ func (s *Sender) open() error {
 			return fail(fmt.Errorf("loopback needs an IPv6 source, have %v", s.local.Addr()))
 		}
 		// IPPROTO_RAW on AF_INET6 means the header is ours (IPV6_HDRINCL).
-		fd, e := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+		// Non-blocking: a full send buffer loses the probe, it never stalls
+		// the session (sendOne holds the session lock).
+		fd, e := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_RAW)
 		if e != nil {
 			return fail(fmt.Errorf("raw socket for loopback mode (needs CAP_NET_RAW): %w", e))
 		}
@@ -308,7 +310,7 @@ func (s *Sender) State() SessionState {
 }
 
 // Run sends the session until Count packets are answered or timed out, or
-// ctx ends, then closes the sockets.
+// ctx ends, then closes the sockets. A Sender runs once.
 func (s *Sender) Run(ctx context.Context) error {
 	defer s.close()
 	ctx, cancel := context.WithCancel(ctx)
@@ -336,6 +338,9 @@ func (s *Sender) Run(ctx context.Context) error {
 			if ctx.Err() != nil { // stopping: the receiver saw the close first
 				s.flushWindows(true)
 				return nil
+			}
+			if err == nil {
+				err = errors.New("receive socket closed")
 			}
 			return fmt.Errorf("sender %q: %w", s.cfg.Name, err)
 		case <-tick.C:
