@@ -466,7 +466,7 @@ func (c *Client) loop(ctx context.Context) error {
 			switch {
 			case errors.Is(err, errNoACS):
 				due = false
-				c.log.Debug("no ACS URL configured; waiting")
+				c.log.Debug("no ACS URL or CWMP disabled; waiting")
 			case err != nil && ctx.Err() == nil:
 				c.retries++
 				cur := readManagementServer(c.tree)
@@ -574,12 +574,14 @@ func (m managementServer) periodicChanged(old managementServer) bool {
 	return m.PeriodicEnable != old.PeriodicEnable || m.PeriodicInterval != old.PeriodicInterval || !m.PeriodicTime.Equal(old.PeriodicTime)
 }
 
-var errNoACS = errors.New("no ACS URL configured")
+// errNoACS: no ACS URL, or EnableCWMP is false; sessions wait for a
+// trigger (events stay pending).
+var errNoACS = errors.New("no ACS URL configured, or CWMP disabled")
 
 // session runs one session with the ACS from the current state.
 func (c *Client) session(ctx context.Context) error {
 	ms := readManagementServer(c.tree)
-	if ms.URL == "" {
+	if ms.URL == "" || !ms.EnableCWMP {
 		return errNoACS
 	}
 	c.mu.Lock()

@@ -2,6 +2,7 @@ package cwmpclient
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -592,5 +593,20 @@ func TestClientActiveNotificationThrottle(t *testing.T) {
 	ev, params, _ := acs.informOf(2)
 	if !slices.Equal(ev, []string{EventValueChange}) || !slices.Contains(params, "Device.DeviceInfo.ProvisioningCode=B") {
 		t.Errorf("throttled session: %v %v", ev, params)
+	}
+}
+
+func TestClientEnableCWMPFalse(t *testing.T) {
+	acs := &fakeACS{t: t}
+	c, err := New(testConfig(), Deps{Store: newMemStore(), Hooks: &fakeHooks{}, Info: DeviceInfo{ManufacturerOUI: "00AABB"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.dial = acs.dial
+	if err := c.Tree().SetLocal("Device.ManagementServer.EnableCWMP", "false"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.session(context.Background()); !errors.Is(err, errNoACS) || acs.sessions != 0 {
+		t.Errorf("EnableCWMP false: %v, %d sessions", err, acs.sessions)
 	}
 }

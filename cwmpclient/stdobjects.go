@@ -75,6 +75,7 @@ const (
 	pRetryMin        = msPrefix + "CWMPRetryMinimumWaitInterval"
 	pRetryMult       = msPrefix + "CWMPRetryIntervalMultiplier"
 	pActiveThrottle  = msPrefix + "DefaultActiveNotificationThrottle"
+	pEnableCWMP      = msPrefix + "EnableCWMP"
 )
 
 func rangeCheck(lo, hi uint64) func([]uint32, string) error {
@@ -140,6 +141,7 @@ func RegisterStandard(t *Tree, so StdObjects, onChange Committer) error {
 		{"Device.DeviceInfo.UpTime", Param{Type: TypeUnsignedInt, DenyActive: true, Get: func([]uint32) (string, error) {
 			return strconv.FormatInt(int64(now().Sub(boot)/time.Second), 10), nil
 		}}},
+		{pEnableCWMP, Param{Type: TypeBoolean, Writable: true, Default: "true"}},
 		{pURL, Param{Writable: true, Default: ms.URL, MaxLen: 256, Validate: checkACSURL}},
 		{pUsername, Param{Writable: true, Default: ms.Username, MaxLen: 256}},
 		{pPassword, Param{Writable: true, Default: ms.Password, MaxLen: 256, Secret: true}},
@@ -159,6 +161,7 @@ func RegisterStandard(t *Tree, so StdObjects, onChange Committer) error {
 		{pRetryMult, Param{Type: TypeUnsignedInt, Writable: true, Default: strconv.FormatUint(uint64(retryMult), 10), Validate: rangeCheck(1000, 65535)}},
 		{pActiveThrottle, Param{Type: TypeUnsignedInt, Writable: true, Default: strconv.FormatUint(uint64(ms.DefaultActiveNotificationThrottle), 10)}},
 		{msPrefix + "UpgradesManaged", Param{Type: TypeBoolean, Writable: true, Default: "false"}},
+		{msPrefix + "SupportedConnReqMethods", Param{Get: constant("HTTP")}},
 	}
 	var errs []error
 	for _, r := range regs {
@@ -324,6 +327,7 @@ func (s *stableNumbers) number(owner uint32, entry string) uint32 {
 
 // managementServer is the client's view of Device.ManagementServer.
 type managementServer struct {
+	EnableCWMP                  bool
 	URL, Username, Password     string
 	PeriodicEnable              bool
 	PeriodicInterval            time.Duration
@@ -347,7 +351,8 @@ func readManagementServer(t *Tree) managementServer {
 		return uint32(v)
 	}
 	ms := managementServer{
-		URL: strings.TrimSpace(get(pURL)), Username: get(pUsername), Password: get(pPassword),
+		EnableCWMP: get(pEnableCWMP) != "false",
+		URL:        strings.TrimSpace(get(pURL)), Username: get(pUsername), Password: get(pPassword),
 		PeriodicEnable:   get(pPeriodicEnable) == "true",
 		PeriodicInterval: time.Duration(u(pPeriodicIntvl, 3600)) * time.Second,
 		ConnReqUsername:  get(pConnReqUsername), ConnReqPwd: get(pConnReqPassword),
