@@ -1009,7 +1009,9 @@ func (t *Tree) CheckNotifications() error {
 	var firstErr error
 	visit := func(name string, n *node, idx []uint32) {
 		mode := t.notifyOf(name, n.param)
-		if mode == 0 {
+		if mode == 0 || n.param.Secret {
+			// A secret reads back empty: it never changes for the ACS,
+			// and its value must not ride an Inform.
 			return
 		}
 		v, err := t.value(name, n.param, idx)

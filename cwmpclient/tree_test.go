@@ -367,6 +367,16 @@ func TestAttributesAndNotifications(t *testing.T) {
 		t.Errorf("attributes = %v, want %v", got, want)
 	}
 
+	// A secret never rides an Inform, whatever its attribute says.
+	if err := tr.SetAttributes([]SetParameterAttributesStruct{{Name: "Device.X.Secret", NotificationChange: true, Notification: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.SetLocal("Device.X.Secret", "hunter2"); err != nil {
+		t.Fatal(err)
+	}
+	if p := tr.PendingNotifications(); len(p) != 0 || active != 0 {
+		t.Fatalf("secret notified: %v active=%d", p, active)
+	}
 	// An ACS change is not notified back.
 	if _, err := tr.SetValues([]ParameterValue{{Name: "Device.X.Count", Value: "3"}}, ""); err != nil {
 		t.Fatal(err)
