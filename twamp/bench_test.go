@@ -262,3 +262,39 @@ func TestBenchMeasurementFloor(t *testing.T) {
 	busy := run("1 kpps, 2 hogs on its core")
 	t.Logf("measurement floor over a veth pair (goal p99 ≤ 40µs): idle p99 %v, with hogs p99 %v", idle.RTT.P99, busy.RTT.P99)
 }
+
+// Per-packet cost of the reflector's packet logic, without sockets:
+//
+//	go test -run '^$' -bench Reflect -benchmem ./twamp/
+func BenchmarkReflect(b *testing.B) {
+	keys := []PeerKey{{netip.MustParsePrefix("::/0"), testKey}}
+	tlvs := &TLVSet{Location: true, LocationIPv6: true, TimestampInfo: true, ClassOfService: &ClassOfService{DSCP1: 10},
+		DirectMeasurement: true, FollowUpTelemetry: true, HMAC: true}
+	for _, bc := range []struct {
+		name string
+		cfg  ReflectorConfig
+		mode Mode
+		set  *TLVSet
+	}{
+		{"stateless", ReflectorConfig{}, Unauthenticated, nil},
+		{"stateful", ReflectorConfig{Stateful: true}, Unauthenticated, nil},
+		{"authenticated", ReflectorConfig{Mode: Authenticated, Keys: keys}, Authenticated, nil},
+		{"stateful+TLVs+HMAC-TLV", ReflectorConfig{Stateful: true, Keys: keys}, Unauthenticated, tlvs},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			c := newTestCore(b, bc.cfg)
+			req := senderPacket(b, bc.mode, 1, 1, bc.set)
+			out := make([]byte, max(len(req), AuthBaseLen))
+			m := testMeta()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(req)))
+			for b.Loop() {
+				rp, reason := c.reflect(req, m, out)
+				if reason != dropNone {
+					b.Fatal(reason)
+				}
+				c.finish(&rp, out, 1, 1)
+			}
+		})
+	}
+}
