@@ -38,14 +38,15 @@ const (
 	TransferCompleted  = 3
 )
 
-// droppedOnBoot are the events TR-069 (Table 7, "Retry/discard policy" of
-// each event code) does not carry across a reboot: a connection request is
-// answered only by a session started for it, a periodic inform is due again
-// from the timer after boot, diagnostics results do not survive a reboot, and
-// the boot that happens adds its own "1 BOOT". Everything else (0 BOOTSTRAP,
-// 3 SCHEDULED, 4 VALUE CHANGE, 7 TRANSFER COMPLETE, the M events, vendor
-// events) is retried until an InformResponse acknowledges it.
-var droppedOnBoot = []string{EventBoot, EventPeriodic, EventConnectionRequest, EventDiagnosticsDone}
+// droppedOnBoot are the events not carried across a reboot (TR-069 Table 7,
+// the retry policy of each event code; icwmp's event table agrees): a new
+// "1 BOOT" replaces the old one, a value change is superseded by the boot
+// (the ACS re-reads what it cares about after 1 BOOT), a connection request
+// is answered only by a session started for it, and diagnostics results do
+// not survive a reboot. Everything else (0 BOOTSTRAP, 2 PERIODIC, 3 SCHEDULED,
+// 7 TRANSFER COMPLETE, the M events, vendor events) is retried until an
+// InformResponse acknowledges it.
+var droppedOnBoot = []string{EventBoot, EventValueChange, EventConnectionRequest, EventDiagnosticsDone}
 
 // TransferRecord is one Download or Upload from the ACS, persisted from the
 // moment it is accepted until the ACS acknowledges its TransferComplete.

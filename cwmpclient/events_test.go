@@ -100,7 +100,7 @@ func TestEventStoreRestartAndReboot(t *testing.T) {
 	// A reboot drops what TR-069 says is not retried across it.
 	rebooted := mustEventStore(t, st)
 	evtMust(t, rebooted.OnBoot())
-	want := []EventStruct{evt(EventBootstrap, ""), evt(EventScheduled, ""), evt(EventValueChange, ""),
+	want := []EventStruct{evt(EventBootstrap, ""), evt(EventPeriodic, ""), evt(EventScheduled, ""),
 		evt(EventMReboot, "r"), evt(EventMScheduleInform, "s"), evt("X 00D09E Vendor", "")}
 	if got := mustEventStore(t, st).Pending(); !slices.Equal(got, want) {
 		t.Fatalf("after reboot %v, want %v", got, want)
