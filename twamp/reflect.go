@@ -98,7 +98,13 @@ type reply struct {
 	sess   *session
 	seq    uint32
 	signer *Signer // authenticated mode: signs the base packet after T3
+	// returnSegs is a Return Path SRv6 Segment List the reply follows
+	// (16 octets per SID, aliasing the reply buffer), or nil.
+	returnSegs []byte
 }
+
+// maxReturnSegs bounds the SIDs of a Return Path the reflector follows.
+const maxReturnSegs = 10
 
 type sessKey struct {
 	peer netip.AddrPort
@@ -384,17 +390,24 @@ func (c *core) processTLVs(req, pkt []byte, m *rxMeta, rp *reply, sess *session,
 				area[at] |= FlagU
 			}
 		case TLVReturnPath:
-			r, err := ParseReturnPath(v)
-			if err != nil {
+			cc, hasCC, addr, segs, ok := scanReturnPath(v)
+			if !ok {
 				area[at] |= FlagM
 				c.cnt.inc(cntMalformedTLV)
 				continue
 			}
-			if r.ControlCode != nil && *r.ControlCode&ControlCodeReplySameLink == 0 {
+			if hasCC && cc&ControlCodeReplySameLink == 0 {
 				return false
 			}
-			if r.Address.IsValid() || len(r.SRv6) > 0 {
-				// Replies go back to the source only: say so (RFC 9503 §5).
+			n := len(segs) / 16
+			switch {
+			case addr:
+				// Replies go to the source only, never to a third party
+				// named in a packet: say so (RFC 9503 §5).
+				area[at] |= FlagU
+			case n > 0 && c.cfg.ReturnPathSRv6 && n <= maxReturnSegs && m.src.Addr().Is6() && !m.src.Addr().Is4In6():
+				rp.returnSegs = segs
+			case n > 0:
 				area[at] |= FlagU
 			}
 		case TLVHMAC:
@@ -412,6 +425,39 @@ func (c *core) processTLVs(req, pkt []byte, m *rxMeta, rp *reply, sess *session,
 		}
 	}
 	return true
+}
+
+// scanReturnPath reads a Return Path TLV value without allocating: the
+// Control Code, whether a Return Address is present, and the SRv6 Segment
+// List octets. ok is false when the value is malformed.
+func scanReturnPath(v []byte) (cc uint32, hasCC, addr bool, segs []byte, ok bool) {
+	it := NewTLVIter(v)
+	for {
+		s, more := it.Next()
+		if !more {
+			return cc, hasCC, addr, segs, true
+		}
+		if it.Malformed {
+			return 0, false, false, nil, false
+		}
+		switch uint8(s.Type) {
+		case SubReturnControlCode:
+			if len(s.Value) != 4 {
+				return 0, false, false, nil, false
+			}
+			cc, hasCC = binary.BigEndian.Uint32(s.Value), true
+		case SubReturnAddress:
+			if len(s.Value) != 4 && len(s.Value) != 16 {
+				return 0, false, false, nil, false
+			}
+			addr = true
+		case SubReturnSRv6:
+			if len(s.Value) == 0 || len(s.Value)%16 != 0 {
+				return 0, false, false, nil, false
+			}
+			segs = s.Value
+		}
+	}
 }
 
 // fillLocation writes the ports and addresses the reflector saw (RFC 8972

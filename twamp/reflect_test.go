@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -425,5 +426,53 @@ func TestLoopbackPacket(t *testing.T) {
 	// complement sum is 0, which udp6Checksum returns as 0xffff.
 	if c := udp6Checksum(self, self, in[40:]); c != 0xffff {
 		t.Fatalf("inner UDP checksum does not verify: %#x", c)
+	}
+}
+
+func TestReflectReturnPathSRv6(t *testing.T) {
+	segs := []netip.Addr{netip.MustParseAddr("fc00:b::1"), netip.MustParseAddr("fc00:c::1")}
+	set := &TLVSet{ReturnPath: &ReturnPath{SRv6: segs}}
+	v4 := testMeta()
+	v4.src, v4.dst = netip.MustParseAddrPort("192.0.2.2:40000"), netip.MustParseAddrPort("192.0.2.1:862")
+	tests := []struct {
+		name    string
+		on      bool
+		m       *rxMeta
+		follows bool
+	}{
+		{"off: U flag", false, testMeta(), false},
+		{"on: reply follows the list", true, testMeta(), true},
+		{"on, IPv4 sender: U flag", true, v4, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCore(t, ReflectorConfig{ReturnPathSRv6: tc.on})
+			out, rp, reason := reflectOnce(t, c, senderPacket(t, Unauthenticated, 1, 0, set), tc.m)
+			if reason != dropNone {
+				t.Fatal(reason)
+			}
+			flags := out[BaseLen]
+			if tc.follows != (len(rp.returnSegs) == 32) || tc.follows != (flags == 0) {
+				t.Fatalf("segments %x, TLV flags %#x", rp.returnSegs, flags)
+			}
+			if tc.follows {
+				b := make([]byte, returnHeaderLen(2)+len(out))
+				copy(b[returnHeaderLen(2):], out)
+				n := putReturnPath(b, tc.m.dst, tc.m.src, rp.returnSegs, 0xb8, len(out))
+				// IPv6 to the first SID, SRH (next UDP, 3 entries, SL 2) whose
+				// entry 0 is the sender, then UDP 862 → 40000.
+				want := "6b800000" + fmt.Sprintf("%04x", 56+8+len(out)) + "2b40" +
+					"20010db8000000000000000000000001" + "fc00000b000000000000000000000001" +
+					"11060402" + "02000000" + "20010db8000000000000000000000002" +
+					"fc00000c000000000000000000000001" + "fc00000b000000000000000000000001" +
+					"035e9c40" + fmt.Sprintf("%04x", 8+len(out))
+				if got := hex.EncodeToString(b[:40+56+6]); got != want || n != len(b) {
+					t.Fatalf("return path packet\n%s\nwant\n%s", got, want)
+				}
+				if c := udp6Checksum(tc.m.dst.Addr(), tc.m.src.Addr(), b[40+56:n]); c != 0xffff {
+					t.Fatalf("UDP checksum over the final destination does not verify: %#x", c)
+				}
+			}
+		})
 	}
 }

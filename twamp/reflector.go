@@ -46,6 +46,13 @@ type ReflectorConfig struct {
 	// RatePPS and Burst bound the replies per second (0: unlimited).
 	RatePPS float64
 	Burst   int
+	// ReturnPathSRv6 honours the SRv6 Segment List of a Return Path TLV
+	// (RFC 9503 §5): the reply to an IPv6 sender follows that list (up to
+	// 10 SIDs), sent through a raw socket because the kernel takes a type-4
+	// routing header only as a socket option, not per packet; needs
+	// CAP_NET_RAW. Off, the TLV comes back with U set and the reply goes
+	// straight back. A Return Address (a third party) is never honoured.
+	ReturnPathSRv6 bool
 	// TWAMPLight serves RFC 5357 TWAMP Light senders: requests from 41
 	// octets, the octets after the base packet are padding, not TLVs.
 	TWAMPLight bool
@@ -120,6 +127,7 @@ type Reflector struct {
 	sessions *sessionTable
 	limiter  *tokenBucket
 	conns    []*net.UDPConn
+	raw      int // Return Path replies, -1 if unused
 }
 
 // NewReflector validates cfg and binds the sockets, so a busy port is an
@@ -128,7 +136,7 @@ func NewReflector(cfg ReflectorConfig, log *zap.Logger) (*Reflector, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
-	r := &Reflector{cfg: cfg, log: log}
+	r := &Reflector{cfg: cfg, log: log, raw: -1}
 	if cfg.Stateful {
 		r.sessions = &sessionTable{m: make(map[sessKey]*session), max: cfg.MaxSessions, idle: cfg.SessionIdle}
 	}
@@ -143,6 +151,14 @@ func NewReflector(cfg ReflectorConfig, log *zap.Logger) (*Reflector, error) {
 			return nil, err
 		}
 		r.conns = append(r.conns, c)
+	}
+	if cfg.ReturnPathSRv6 {
+		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_RAW)
+		if err != nil {
+			r.close()
+			return nil, fmt.Errorf("reflector: raw socket for Return Path replies (needs CAP_NET_RAW): %w", err)
+		}
+		r.raw = fd
 	}
 	return r, nil
 }
@@ -189,6 +205,14 @@ func listenUDP(ap netip.AddrPort, recvOpts bool) (*net.UDPConn, error) {
 func (r *Reflector) close() {
 	for _, c := range r.conns {
 		c.Close()
+	}
+}
+
+// closeRaw closes the Return Path socket once every worker has stopped.
+func (r *Reflector) closeRaw() {
+	if r.raw >= 0 {
+		unix.Close(r.raw)
+		r.raw = -1
 	}
 }
 
@@ -269,6 +293,7 @@ func (r *Reflector) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	defer r.closeRaw()
 	r.log.Info("stamp reflector serving", zap.Any("listen", r.Addrs()), zap.Stringer("mode", r.cfg.Mode),
 		zap.Bool("stateful", r.cfg.Stateful), zap.Bool("twamp_light", r.cfg.TWAMPLight))
 	wg.Wait()
@@ -292,6 +317,10 @@ func (r *Reflector) serve(ctx context.Context, c *net.UDPConn) error {
 	in := newBatch(r.cfg.Batch, r.cfg.MaxPacket+1)
 	out := newBatch(r.cfg.Batch, r.cfg.MaxPacket+1)
 	replies := make([]reply, r.cfg.Batch)
+	var returnBuf []byte
+	if r.raw >= 0 {
+		returnBuf = make([]byte, returnHeaderLen(maxReturnSegs)+r.cfg.MaxPacket)
+	}
 	dsts := make([]netip.AddrPort, r.cfg.Batch)
 	var m rxMeta
 	for ctx.Err() == nil {
@@ -336,6 +365,10 @@ func (r *Reflector) serve(ctx context.Context, c *net.UDPConn) error {
 				r.cnt.inc(int(reason))
 				continue
 			}
+			if rp.returnSegs != nil {
+				r.sendReturnPath(cr, &rp, out.bufs[k], m.dst, m.src, returnBuf)
+				continue
+			}
 			oobN := putReplyOOB(out.oobs[k], m.dst.Addr(), m.ifindex, rp.tclass)
 			out.prepSend(k, rp.n, m.src, oobN)
 			replies[k], dsts[k] = rp, m.src
@@ -353,6 +386,28 @@ func (r *Reflector) serve(ctx context.Context, c *net.UDPConn) error {
 		r.send(rc, out, k, dsts)
 	}
 	return nil
+}
+
+// sendReturnPath sends one reply along its Return Path segment list
+// through the raw socket, T3 stamped just before.
+func (r *Reflector) sendReturnPath(cr *core, rp *reply, payload []byte, local, peer netip.AddrPort, buf []byte) {
+	off := returnHeaderLen(len(rp.returnSegs) / 16)
+	copy(buf[off:], payload[:rp.n])
+	tclass := uint8(0)
+	if rp.tclass >= 0 {
+		tclass = uint8(rp.tclass)
+	}
+	first := [16]byte(rp.returnSegs[:16])
+	cr.finish(rp, buf[off:off+rp.n], cr.st.encode(r.cfg.Clock.Now()), cr.st.estimate())
+	n := putReturnPath(buf, local, peer, rp.returnSegs, tclass, rp.n)
+	if err := unix.Sendto(r.raw, buf[:n], 0, &unix.SockaddrInet6{Addr: first}); err != nil {
+		r.cnt.inc(int(dropSendError))
+		if ce := r.log.Check(zap.DebugLevel, "stamp return-path reply not sent"); ce != nil {
+			ce.Write(zap.Stringer("peer", peer), zap.Error(err))
+		}
+		return
+	}
+	r.cnt.inc(cntReflected)
 }
 
 // send pushes k prepared messages with sendmmsg, skipping (and counting)

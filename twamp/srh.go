@@ -115,6 +115,38 @@ func putLoopback(b []byte, self netip.Addr, port uint16, segs []netip.Addr, tcla
 	return ipv6HdrLen + srh + inner
 }
 
+// returnHeaderLen is the length of the headers of a reply that follows a
+// Return Path segment list of nsegs SIDs.
+func returnHeaderLen(nsegs int) int { return ipv6HdrLen + srhLen(nsegs+1) + udpHdrLen }
+
+// putReturnPath writes the IPv6 + SRH + UDP headers of a reply that follows
+// a Return Path SRv6 Segment List (RFC 9503 §5) to its sender, in front of
+// the payload already at b[returnHeaderLen(len(segs)/16):]. segs holds the
+// SIDs in travel order, 16 octets each; the sender is the last segment.
+// The UDP checksum uses the final destination (RFC 8200 §8.1). It returns
+// the packet length.
+func putReturnPath(b []byte, src, dst netip.AddrPort, segs []byte, tclass uint8, payloadLen int) int {
+	k := len(segs) / 16
+	srh := srhLen(k + 1)
+	first := netip.AddrFrom16([16]byte(segs[:16]))
+	putIPv6(b, tclass, srh+udpHdrLen+payloadLen, protoRouting, loopHopLimit, src.Addr(), first)
+	h := b[ipv6HdrLen:]
+	clear(h[:8])
+	h[0], h[1], h[2], h[3], h[4] = protoUDP, uint8(2*(k+1)), srhTypeSeg, uint8(k), uint8(k)
+	final := dst.Addr().As16()
+	copy(h[8:], final[:])
+	for i := 0; i < k; i++ { // reversed: the first SID is the last entry
+		copy(h[8+16*(k-i):], segs[16*i:16*i+16])
+	}
+	u := h[srh:]
+	binary.BigEndian.PutUint16(u, src.Port())
+	binary.BigEndian.PutUint16(u[2:], dst.Port())
+	binary.BigEndian.PutUint16(u[4:], uint16(udpHdrLen+payloadLen))
+	u[6], u[7] = 0, 0
+	binary.BigEndian.PutUint16(u[6:], udp6Checksum(src.Addr(), dst.Addr(), u[:udpHdrLen+payloadLen]))
+	return ipv6HdrLen + srh + udpHdrLen + payloadLen
+}
+
 // udp6Checksum is the UDP checksum over the IPv6 pseudo-header (RFC 8200
 // §8.1); a result of 0 is sent as 0xffff.
 func udp6Checksum(src, dst netip.Addr, udp []byte) uint16 {

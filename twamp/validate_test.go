@@ -353,3 +353,28 @@ func TestSenderAlongSegmentList(t *testing.T) {
 		}
 	}
 }
+
+func TestReflectorReturnPathSRv6(t *testing.T) {
+	requireRoot(t, "the SRv6 return path test")
+	a, b, c := srv6NS(t)
+	// Replies come back along fc00:b::1 and end at a with an SRH.
+	nsx(t, a, "sysctl", "-qw", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.twa.seg6_enabled=1")
+	nsx(t, c, "ip", "-6", "route", "add", "fc00::/16", "via", "fd00:bc::2")
+	refl := reflectorIn(t, c, ReflectorConfig{ReturnPathSRv6: true})
+	pcap, stop := capture(t, b, "twb2", "ip6")
+	m, _ := senderIn(t, a, SenderConfig{Name: "rp", Dst: netip.MustParseAddrPort("[fd00:bc::3]:862"), Count: 10,
+		Interval: 10 * time.Millisecond, Timeout: time.Second,
+		TLVs: TLVSet{ReturnPath: &ReturnPath{SRv6: []netip.Addr{netip.MustParseAddr("fc00:b::1")}}}})
+	stop()
+	if m.Received != 10 || refl.Stats().Reflected != 10 {
+		t.Fatalf("metrics %+v, reflector %+v", m, refl.Stats())
+	}
+	if _, err := exec.LookPath("tshark"); err == nil {
+		out := stdout(t, "tshark", "-r", pcap, "-o", "udp.check_checksum:TRUE", "-Y",
+			"udp.srcport == 862 && ipv6.routing.type == 4 && ipv6.dst == fc00:b::1 && ipv6.src == fd00:bc::3 && udp.checksum.status == 1",
+			"-T", "fields", "-e", "frame.number")
+		if n := len(strings.Fields(out)); n != 10 {
+			t.Fatalf("%d replies along the return segment list seen on b, want 10", n)
+		}
+	}
+}
