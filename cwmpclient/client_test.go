@@ -16,6 +16,8 @@ import (
 	"github.com/icholy/digest"
 	"go.uber.org/zap/zaptest"
 	"gopkg.in/yaml.v3"
+
+	"github.com/srv6cpe/srv6cpe/internal/cwmpschema"
 )
 
 // fakeClock is a manual clock: the client's loop reports each wait on
@@ -187,7 +189,7 @@ func (h *harness) stop() {
 }
 
 func TestClientRetryTiming(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	acs := &fakeACS{t: t, failDials: 3}
 	h := startClient(t, newMemStore(), acs, testConfig(), Deps{})
 	// TR-069 §3.2.1.1 with m=5, k=2000 and the random draw at the middle
@@ -221,7 +223,7 @@ func TestClientRetryTiming(t *testing.T) {
 }
 
 func TestClientEventsSurviveRestart(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	store := newMemStore()
 	acs := &fakeACS{t: t, informFault: 8005}
 	h := startClient(t, store, acs, testConfig(), Deps{})
@@ -262,7 +264,7 @@ func TestClientEventsSurviveRestart(t *testing.T) {
 }
 
 func TestClientReboot(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	store := newMemStore()
 	acs := &fakeACS{t: t, script: []string{`<cwmp:Reboot><CommandKey>rk</CommandKey></cwmp:Reboot>`}}
 	h := startClient(t, store, acs, testConfig(), Deps{})
@@ -282,7 +284,7 @@ func TestClientReboot(t *testing.T) {
 }
 
 func TestClientScheduleAndPeriodic(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	acs := &fakeACS{t: t, script: []string{
 		`<cwmp:ScheduleInform><DelaySeconds>60</DelaySeconds><CommandKey>sk</CommandKey></cwmp:ScheduleInform>`,
 	}}
@@ -309,7 +311,7 @@ func TestClientScheduleAndPeriodic(t *testing.T) {
 }
 
 func TestClientValueChange(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	acs := &fakeACS{t: t}
 	h := startClient(t, newMemStore(), acs, testConfig(), Deps{})
 	h.clk.nextSleep(t)
@@ -356,7 +358,7 @@ func (h *harness) waitReboots(t *testing.T, n int) {
 }
 
 func TestClientDownloadAndUpload(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	store := newMemStore()
 	acs := &fakeACS{t: t, script: []string{
 		`<cwmp:Download><CommandKey>dk</CommandKey><FileType>1 Firmware Upgrade Image</FileType><URL>http://files.test/fw.bin</URL><Username></Username><Password></Password><FileSize>0</FileSize><TargetFileName></TargetFileName><DelaySeconds>0</DelaySeconds><SuccessURL></SuccessURL><FailureURL></FailureURL></cwmp:Download>`,
@@ -412,7 +414,7 @@ func TestClientDownloadAndUpload(t *testing.T) {
 }
 
 func TestClientConnectionRequest(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -450,7 +452,7 @@ func TestClientConnectionRequest(t *testing.T) {
 }
 
 func TestClientACSURLChangeBootstraps(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	acs := &fakeACS{t: t, script: []string{
 		`<cwmp:SetParameterValues><ParameterList soapenc:arrayType="cwmp:ParameterValueStruct[1]"><ParameterValueStruct><Name>Device.ManagementServer.URL</Name><Value>https://new-acs.test/cwmp</Value></ParameterValueStruct></ParameterList><ParameterKey>u</ParameterKey></cwmp:SetParameterValues>`,
 	}}
@@ -466,7 +468,7 @@ func TestClientACSURLChangeBootstraps(t *testing.T) {
 }
 
 func TestClientVendorRPC(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	acs := &fakeACS{t: t, vendorAnswer: "Stats_IP_Change_Report_Resp"}
 	h := startClient(t, newMemStore(), acs, testConfig(), Deps{})
 	h.clk.nextSleep(t)
@@ -553,7 +555,7 @@ cwmp_version: "1-0"
 }
 
 func TestClientCWMP10(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	acs := &fakeACS{t: t, ns: NS10, script: []string{`<cwmp:GetParameterValues><ParameterNames soapenc:arrayType="xsd:string[1]"><string>Device.ManagementServer.</string></ParameterNames></cwmp:GetParameterValues>`}}
 	cfg := testConfig()
 	cfg.CWMPVersion = "1-0"
@@ -569,7 +571,7 @@ func TestClientCWMP10(t *testing.T) {
 }
 
 func TestClientActiveNotificationThrottle(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	acs := &fakeACS{t: t, script: []string{
 		`<cwmp:SetParameterValues><ParameterList soapenc:arrayType="cwmp:ParameterValueStruct[1]"><ParameterValueStruct><Name>Device.ManagementServer.DefaultActiveNotificationThrottle</Name><Value xsi:type="xsd:unsignedInt">600</Value></ParameterValueStruct></ParameterList><ParameterKey>t</ParameterKey></cwmp:SetParameterValues>`,
 		`<cwmp:SetParameterAttributes><ParameterList soapenc:arrayType="cwmp:SetParameterAttributesStruct[1]"><SetParameterAttributesStruct><Name>Device.DeviceInfo.ProvisioningCode</Name><NotificationChange>1</NotificationChange><Notification>2</Notification><AccessListChange>0</AccessListChange><AccessList soapenc:arrayType="xsd:string[0]"></AccessList></SetParameterAttributesStruct></ParameterList></cwmp:SetParameterAttributes>`,

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/srv6cpe/srv6cpe/internal/cwmpschema"
 )
 
 // fakeActions records what the dispatcher hands over.
@@ -49,7 +51,7 @@ func (f *fakeActions) CancelTransfer(k string) error {
 }
 
 func TestDispatch(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	tr, _ := testTree(t, newMemStore())
 	act := &fakeActions{}
 	d := NewDispatcher(tr, act)

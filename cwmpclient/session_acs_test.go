@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/srv6cpe/srv6cpe/cwmpclient/cwmptest"
+	"github.com/srv6cpe/srv6cpe/internal/cwmpschema"
 )
 
 // newLoopbackClient builds a Client (not running) whose sessions go to
@@ -50,7 +51,7 @@ func checkDoubleSession(t *testing.T, s cwmptest.Session) {
 }
 
 func TestSessionAgainstDouble(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	acs := cwmptest.NewServer(t, cwmptest.WithAuth(cwmptest.AuthDigest, "cpe", "pw"), cwmptest.WithCookie("sid"))
 	acs.Enqueue(
 		cwmptest.GetParameterNames("Device.ManagementServer.", true),
@@ -101,7 +102,7 @@ func TestSessionAgainstDouble(t *testing.T) {
 }
 
 func TestSessionTLSTrust(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	acs := cwmptest.NewServer(t, cwmptest.WithTLS())
 	cfg := testConfig()
 	cfg.URL = acs.URL
@@ -132,7 +133,7 @@ func TestSessionTLSTrust(t *testing.T) {
 }
 
 func TestSessionACSGenieFault(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	acs := cwmptest.NewServer(t, cwmptest.WithGenieACSFaults(), cwmptest.WithHook(func(s cwmptest.Session, m cwmptest.Message) *cwmptest.Reply {
 		if m.Method == "Inform" {
 			return &cwmptest.Reply{Fault: 8005}
@@ -191,7 +192,7 @@ func benchSession(b *testing.B, gpv bool) {
 // an ACS-initiated session through a digest-authenticated connection
 // request that the ACS URL in the Inform told it about.
 func TestRunEndToEnd(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	acs := cwmptest.NewServer(t, cwmptest.WithAuth(cwmptest.AuthDigest, "cpe", "pw"), cwmptest.WithCookie("sid"))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

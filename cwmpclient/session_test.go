@@ -13,6 +13,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/srv6cpe/srv6cpe/internal/cwmpschema"
 )
 
 // acsExchange is what the fake ACS saw from the CPE in one POST.
@@ -190,7 +192,7 @@ func newSessionDispatcher(t *testing.T) (*Dispatcher, *Tree, *fakeActions) {
 }
 
 func TestRunSessionServesACS(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	d, tr, _ := newSessionDispatcher(t)
 	acs := &fakeACS{t: t, script: []string{
 		`<cwmp:GetParameterValues><ParameterNames soapenc:arrayType="xsd:string[1]"><string>Device.X.</string></ParameterNames></cwmp:GetParameterValues>`,
@@ -233,7 +235,7 @@ func TestRunSessionServesACS(t *testing.T) {
 }
 
 func TestRunSessionProtocolCases(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	gpn := `<cwmp:GetParameterNames><ParameterPath>Device.Info.</ParameterPath><NextLevel>1</NextLevel></cwmp:GetParameterNames>`
 	tests := []struct {
 		name    string

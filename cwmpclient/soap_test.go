@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/srv6cpe/srv6cpe/internal/cwmpschema"
 )
 
 var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -63,7 +65,7 @@ func emitted() []Message {
 }
 
 func TestEmittedMessagesValidate(t *testing.T) {
-	validator(t)
+	cwmpschema.Tool(t)
 	for _, ns := range []string{NS12, NS10} {
 		for i, m := range emitted() {
 			if ns == NS10 {

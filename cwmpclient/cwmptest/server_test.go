@@ -9,9 +9,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +17,7 @@ import (
 	"github.com/icholy/digest"
 
 	"github.com/srv6cpe/srv6cpe/cwmpclient/internal/httpdigest"
+	"github.com/srv6cpe/srv6cpe/internal/cwmpschema"
 )
 
 // miniCPE is a hand-written CPE: enough HTTP and SOAP to drive the double.
@@ -315,7 +313,6 @@ func TestWaitSessionsTimeout(t *testing.T) {
 // TestMessagesValidate checks every message the double emits against the
 // Broadband Forum schemas, for cwmp-1-0 and cwmp-1-2.
 func TestMessagesValidate(t *testing.T) {
-	tool := validator(t)
 	reqs := []Request{
 		GetRPCMethods(), GetParameterNames("Device.", true), GetParameterValues("Device.A", "Device.B."),
 		SetParameterValues("key", ParameterValue{Name: "Device.A", Value: "1", Type: "unsignedInt"}, ParameterValue{Name: "Device.B", Value: "x"}),
@@ -345,50 +342,10 @@ func TestMessagesValidate(t *testing.T) {
 		if ns == NS10 {
 			version = "1-0"
 		}
-		dir := t.TempDir()
-		var files []string
-		for i, m := range msgs {
-			f := filepath.Join(dir, fmt.Sprintf("m%02d.xml", i))
-			if err := os.WriteFile(f, m, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			files = append(files, f)
-		}
-		out, err := exec.Command(tool, append([]string{"--version", version}, files...)...).CombinedOutput()
-		if err != nil {
-			t.Errorf("%s: schema validation failed: %v\n%s", ns, err, out)
+		if err := cwmpschema.Validate(t, version, msgs...); err != nil {
+			t.Errorf("%s: schema validation failed: %v", ns, err)
 		}
 	}
-}
-
-// validator finds ../shared/tools/cwmp-validate above the module root; it
-// skips without xmllint unless CI=true.
-func validator(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("module root not found")
-		}
-		dir = parent
-	}
-	tool := filepath.Join(dir, "..", "shared", "tools", "cwmp-validate")
-	_, terr := os.Stat(tool)
-	_, lerr := exec.LookPath("xmllint")
-	if terr != nil || lerr != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("schema validation unavailable: %v %v", terr, lerr)
-		}
-		t.Skipf("schema validation unavailable: %v %v", terr, lerr)
-	}
-	return tool
 }
 
 func TestSessionLimit(t *testing.T) {
