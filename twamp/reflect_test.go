@@ -18,6 +18,7 @@ var fuzzReflectorConfigs = []ReflectorConfig{
 	{Mode: Authenticated, Keys: []PeerKey{{netip.MustParsePrefix("::/0"), testKey}}},
 	{TWAMPLight: true},
 	{Keys: []PeerKey{{netip.MustParsePrefix("2001:db8::/32"), testKey}}},
+	{Stateful: true, ReturnPathSRv6: true, Keys: []PeerKey{{netip.MustParsePrefix("::/0"), testKey}}},
 }
 
 func newTestCore(t testing.TB, cfg ReflectorConfig) *core {

@@ -189,6 +189,13 @@ func listenUDP(ap netip.AddrPort, recvOpts bool) (*net.UDPConn, error) {
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<21)
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<21)
 	sa := &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+	if z := ap.Addr().Zone(); z != "" { // a link-local address names its link
+		ifi, err := net.InterfaceByName(z)
+		if err != nil {
+			return nil, fmt.Errorf("bind %v: zone %q: %w", ap, z, err)
+		}
+		sa.ZoneId = uint32(ifi.Index)
+	}
 	if err := unix.Bind(fd, sa); err != nil {
 		return nil, fmt.Errorf("bind %v: %w", ap, err)
 	}
