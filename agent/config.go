@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/srv6cpe/srv6cpe/bgp"
 	"github.com/srv6cpe/srv6cpe/board"
 	"github.com/srv6cpe/srv6cpe/srv6"
 )
@@ -30,6 +31,9 @@ type Config struct {
 	Services []ServiceConfig      `yaml:"services"`
 	// Remote holds static encap routes; BGP adds learned ones later.
 	Remote []RemoteRoute `yaml:"remote"`
+	// BGP runs the embedded speaker for the SRv6 L3VPN services (see
+	// bgp.Config); nil (no bgp section) runs none.
+	BGP *bgp.Config `yaml:"bgp"`
 }
 
 // Prefix source kinds of WANConfig.PrefixSource.
@@ -77,6 +81,13 @@ type ServiceConfig struct {
 	// NextHop of End.DX4/End.DX6; unset means "look the inner destination up".
 	NextHop     netip.Addr     `yaml:"nexthop"`
 	LANPrefixes []netip.Prefix `yaml:"lan_prefixes"`
+	// The L3VPN over BGP (RFC 4364/9252), used when a bgp section exists:
+	// the LAN prefixes are advertised with RouteDistinguisher and ExportRTs
+	// and this service's SID; routes carrying any of ImportRTs become encap
+	// routes in this service's VRF (or table). "ASN:N" or "IPv4:N".
+	RouteDistinguisher string   `yaml:"route_distinguisher"`
+	ImportRTs          []string `yaml:"import_rts"`
+	ExportRTs          []string `yaml:"export_rts"`
 }
 
 // RemoteRoute steers a destination prefix into an SRv6 segment list.
@@ -297,6 +308,7 @@ func (c *Config) Validate() error {
 
 	errs = append(errs, c.validateServices()...)
 	errs = append(errs, c.validateRemote()...)
+	errs = append(errs, c.validateBGP()...)
 	return errors.Join(errs...)
 }
 
