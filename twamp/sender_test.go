@@ -51,6 +51,17 @@ func startReflector(t *testing.T, cfg ReflectorConfig) *Reflector {
 	return r
 }
 
+// settledStats waits (boundedly) until the reflector has counted n
+// replies: a reply can reach the sender before the reflector counts it.
+func settledStats(r *Reflector, n uint64) ReflectorStats {
+	st := r.Stats()
+	for i := 0; i < 100 && st.Reflected < n; i++ {
+		time.Sleep(10 * time.Millisecond)
+		st = r.Stats()
+	}
+	return st
+}
+
 func runSender(t *testing.T, cfg SenderConfig) (Metrics, []Sample, []Event) {
 	t.Helper()
 	var mu sync.Mutex
@@ -143,7 +154,7 @@ func TestSenderReflectorLoopback(t *testing.T) {
 			if len(events) == 0 || events[0].Kind != EventUp {
 				t.Fatalf("events %+v", events)
 			}
-			st := r.Stats()
+			st := settledStats(r, 50)
 			if st.Received != 50 || st.Reflected != 50 || st.TLVIntegrityFailures != 0 || st.MalformedTLVs != 0 {
 				t.Fatalf("reflector stats %+v", st)
 			}
@@ -195,7 +206,7 @@ func TestReflectorDropsBadPacketsAndKeepsServing(t *testing.T) {
 	if !NewSigner(key).Verify(buf[:n]) {
 		t.Fatal("reply HMAC")
 	}
-	st := r.Stats()
+	st := settledStats(r, 1)
 	if st.UnknownPeer != 1 || st.BadLength != 1 || st.TooLong != 1 || st.BadHMAC != 1 || st.Reflected != 1 || st.Received != 5 {
 		t.Fatalf("stats %+v", st)
 	}
