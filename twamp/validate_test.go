@@ -228,7 +228,7 @@ func TestScapySenderAgainstReflector(t *testing.T) {
 			t.Errorf("extra padding %s", byType[1])
 		}
 	}
-	if st := refl.Stats(); st.UnknownTLVs != 5 || st.Reflected != 5 {
+	if st := settledStats(refl, 5); st.UnknownTLVs != 5 || st.Reflected != 5 {
 		t.Fatalf("reflector stats %+v", st)
 	}
 }
@@ -366,7 +366,7 @@ func TestReflectorReturnPathSRv6(t *testing.T) {
 		Interval: 10 * time.Millisecond, Timeout: time.Second,
 		TLVs: TLVSet{ReturnPath: &ReturnPath{SRv6: []netip.Addr{netip.MustParseAddr("fc00:b::1")}}}})
 	stop()
-	if m.Received != 10 || refl.Stats().Reflected != 10 {
+	if m.Received != 10 || settledStats(refl, 10).Reflected != 10 {
 		t.Fatalf("metrics %+v, reflector %+v", m, refl.Stats())
 	}
 	if _, err := exec.LookPath("tshark"); err == nil {
