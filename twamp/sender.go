@@ -245,9 +245,7 @@ func (s *Sender) open() error {
 		// T1 for the delays is the kernel's software transmit timestamp
 		// when the kernel gives one: it leaves out the time between
 		// reading the clock and the packet reaching the stack.
-		if !s.cfg.Loopback && unix.SetsockoptInt(f, unix.SOL_SOCKET, unix.SO_TIMESTAMPING,
-			unix.SOF_TIMESTAMPING_TX_SOFTWARE|unix.SOF_TIMESTAMPING_SOFTWARE|
-				unix.SOF_TIMESTAMPING_OPT_ID|unix.SOF_TIMESTAMPING_OPT_TSONLY) == nil {
+		if !s.cfg.Loopback && enableTxStamps(f) {
 			s.txStamps = true
 		}
 		if len(s.cfg.Segments) > 0 && !s.cfg.Loopback {
@@ -278,8 +276,17 @@ func (s *Sender) open() error {
 			return fail(fmt.Errorf("raw socket for loopback mode (needs CAP_NET_RAW): %w", e))
 		}
 		s.raw = fd
+		s.txStamps = enableTxStamps(fd)
 	}
 	return nil
+}
+
+// enableTxStamps asks for software transmit timestamps on the error queue,
+// keyed by a per-socket counter (OPT_ID).
+func enableTxStamps(fd int) bool {
+	return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPING,
+		unix.SOF_TIMESTAMPING_TX_SOFTWARE|unix.SOF_TIMESTAMPING_SOFTWARE|
+			unix.SOF_TIMESTAMPING_OPT_ID|unix.SOF_TIMESTAMPING_OPT_TSONLY) == nil
 }
 
 // routeSource asks the kernel which source address it would use towards dst.
@@ -444,7 +451,7 @@ func (s *Sender) sendOne() {
 		evicted = &Sample{Seq: sl.seq, Sent: sl.t1, Lost: true}
 	}
 	*sl = slot{seq: seq, t1: t1, ts: h.Timestamp, used: true}
-	if err == nil && s.txStamps && !s.cfg.Loopback {
+	if err == nil && s.txStamps {
 		sl.key, sl.keyed = s.txKey, true
 		s.keySeq[s.txKey%uint32(len(s.keySeq))] = seq
 		s.txKey++
@@ -607,7 +614,11 @@ func (s *Sender) receive(ctx context.Context) error {
 		}
 		if s.txStamps {
 			// The reply's own transmit timestamp is queued long before it.
-			rc.Read(func(fd uintptr) bool { s.drainTxStamps(fd, errOOB); return true })
+			if s.cfg.Loopback {
+				s.drainTxStamps(uintptr(s.raw), errOOB) // non-blocking raw socket
+			} else {
+				rc.Read(func(fd uintptr) bool { s.drainTxStamps(fd, errOOB); return true })
+			}
 		}
 		s.handle(buf[:n:n], m.rx, sockaddrAddr(&name))
 	}

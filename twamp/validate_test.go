@@ -317,6 +317,13 @@ func TestLoopbackOverSRv6(t *testing.T) {
 	if len(samples) != 50 || samples[0].RTT <= 0 {
 		t.Fatalf("samples %d, first %+v", len(samples), samples[0])
 	}
+	kernel := 0
+	for _, s := range samples {
+		if s.KernelT1 {
+			kernel++
+		}
+	}
+	t.Logf("%d of 50 loopback samples timed from the kernel's transmit timestamp", kernel)
 	if _, err := exec.LookPath("tshark"); err == nil {
 		// The probes left a with an SRH of both SIDs and came back plain.
 		out := stdout(t, "tshark", "-r", pcap, "-Y", "ipv6.routing.type == 4 && ipv6.routing.segleft == 1 && ipv6.dst == fc00:b::1 && ipv6.src == fd00:ab::1", "-T", "fields", "-e", "frame.number")
