@@ -130,7 +130,10 @@ type Metrics struct {
 	// Discarded counts replies with negative or implausible delays (clock
 	// steps, replies after the timeout); they count neither as received
 	// nor as lost.
-	Discarded         uint64
+	Discarded uint64
+	// SendErrors counts probes the kernel refused to send (no route...);
+	// they are also lost.
+	SendErrors        uint64
 	RTT               Stats
 	Forward, Backward Stats
 	Jitter            time.Duration

@@ -154,7 +154,6 @@ type Sender struct {
 	windows  map[int64]*accumulator // by window index since epoch
 	notifier *Notifier
 	pkt      []byte
-	sendErrs uint64
 	// Kernel transmit timestamps (SO_TIMESTAMPING, OPT_ID): the key of
 	// the next send and the sequence number each recent key was sent as.
 	txStamps bool
@@ -459,7 +458,8 @@ func (s *Sender) sendOne() {
 	s.total.sent()
 	s.windowAt(t1).sent()
 	if err != nil {
-		s.sendErrs++
+		s.total.m.SendErrors++
+		s.windowAt(t1).m.SendErrors++
 		sl.used = false
 		evicted2 := Sample{Seq: seq, Sent: t1, Lost: true}
 		s.mu.Unlock()
