@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"reflect"
 	"strings"
 	"sync"
@@ -53,6 +54,8 @@ type options struct {
 	applyTimeout time.Duration
 	resync       time.Duration
 	now          func() time.Time
+	bgp          BGPFactory
+	peerPoll     time.Duration
 }
 
 // WithLogger sets the logger (default: none).
@@ -115,6 +118,7 @@ type Agent struct {
 	persisted  PersistedPrefix
 	published  []byte            // status.json as last written, without its times
 	applied    dataplane.Desired // the last state applied without error
+	bgp        bgpSide           // the BGP speaker and what it was handed
 }
 
 type reloadRequest struct {
@@ -138,6 +142,8 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		applyTimeout: DefaultApplyTimeout,
 		resync:       DefaultResync,
 		now:          time.Now,
+		bgp:          newSpeaker,
+		peerPoll:     DefaultPeerPoll,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -145,8 +151,8 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	if o.retryMin <= 0 || o.retryMax < o.retryMin {
 		return nil, fmt.Errorf("agent: retry backoff %s..%s is not a valid range", o.retryMin, o.retryMax)
 	}
-	if o.resync <= 0 || o.applyTimeout <= 0 {
-		return nil, fmt.Errorf("agent: resync %s and apply timeout %s must be positive", o.resync, o.applyTimeout)
+	if o.resync <= 0 || o.applyTimeout <= 0 || o.peerPoll <= 0 {
+		return nil, fmt.Errorf("agent: resync %s, apply timeout %s and peer poll %s must be positive", o.resync, o.applyTimeout, o.peerPoll)
 	}
 	a := &Agent{
 		log:          o.log,
@@ -161,6 +167,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		reloads:      make(chan reloadRequest),
 		stopped:      make(chan struct{}),
 		cfg:          cfg,
+		bgp:          bgpSide{factory: o.bgp, log: o.log.Named("bgp"), poll: o.peerPoll},
 	}
 	var err error
 	if a.state == nil {
@@ -256,6 +263,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent started, waiting for the delegated prefix",
 		zap.String("wan", a.cfg.WAN.Interface), zap.String("prefix_source", a.cfg.WAN.PrefixSource),
 		zap.Any("capabilities", a.caps))
+	if err := a.syncBGP(wctx); err != nil {
+		return err
+	}
+	defer a.stopBGP()
 	a.publish()
 	for {
 		select {
@@ -279,9 +290,20 @@ func (a *Agent) Run(ctx context.Context) error {
 				req.resp <- err
 				continue
 			}
+			if err := a.syncBGP(wctx); err != nil {
+				a.log.Error("bgp not running with the reloaded config", zap.Error(err))
+			}
 			// Answered once the new config has been applied (or the
 			// attempt failed and a retry is scheduled).
 			answer = req.resp
+		case routes, ok := <-a.bgp.routes:
+			if !a.onRoutes(routes, ok) {
+				continue
+			}
+		case <-a.bgp.pollC():
+			a.pollPeers()
+			a.publish()
+			continue
 		case <-retryC:
 		case <-resync.C:
 			if retryC != nil {
@@ -413,7 +435,7 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 	d, err := derive(a.cfg, pc.New)
 	var want dataplane.Desired
 	if err == nil {
-		want, err = desiredState(a.cfg, d, a.caps)
+		want, err = desiredState(a.cfg, d, a.caps, a.bgp.learned...)
 	}
 	if err != nil {
 		// Nothing to retry until the prefix or the config changes; the
@@ -424,9 +446,11 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 			s.Locator, s.SIDs, s.Fallback, s.RemoteRoutes = d.Locator, nil, nil, 0
 			s.LastError, s.Failures, s.NextRetry = err.Error(), 0, time.Time{}
 		})
+		a.exportBGP(nil, dataplane.Desired{}, netip.Addr{}) // these SIDs are not ours to advertise
 		return 0, false
 	}
 	sids := sidStatuses(d, want)
+	a.importStatus(a.cfg, d, want)
 
 	actx, cancel := context.WithTimeout(ctx, a.applyTimeout)
 	start := time.Now()
@@ -455,6 +479,8 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 		s.State, s.LastApply, s.LastError, s.Failures, s.NextRetry = StateApplied, now, "", 0, time.Time{}
 		s.Previous = nil
 	})
+	// Advertised only once the kernel holds the SIDs.
+	a.exportBGP(&d, want, pc.Addr)
 	fields := []zap.Field{zap.Stringer("prefix", pc.New), zap.Stringer("locator", d.Locator), zap.Duration("took", took)}
 	for _, s := range sids {
 		fields = append(fields, zap.String(s.Name, s.SID.String()+" "+s.Installed))

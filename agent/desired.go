@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/srv6cpe/srv6cpe/bgp"
 	"github.com/srv6cpe/srv6cpe/dataplane"
 	"github.com/srv6cpe/srv6cpe/srv6"
 )
@@ -95,9 +96,10 @@ func (c *Config) vrfTables() map[string]int {
 }
 
 // desiredState is the whole dataplane the agent wants for cfg, the SIDs
-// derived from the current prefix, and what the kernel can do. It is pure:
-// the same inputs always give the same state (DESIGN.md "Kernel facts").
-func desiredState(cfg Config, d srv6.Derivation, caps dataplane.Capabilities) (dataplane.Desired, error) {
+// derived from the current prefix, what the kernel can do and the routes
+// BGP imported (see importedEncaps). It is pure: the same inputs always give
+// the same state (DESIGN.md "Kernel facts").
+func desiredState(cfg Config, d srv6.Derivation, caps dataplane.Capabilities, imported ...bgp.Route) (dataplane.Desired, error) {
 	if err := checkKernel(cfg, caps); err != nil {
 		return dataplane.Desired{}, err
 	}
@@ -177,6 +179,8 @@ func desiredState(cfg Config, d srv6.Derivation, caps dataplane.Capabilities) (d
 		}
 		out.Encaps = append(out.Encaps, e)
 	}
+	learned, _ := importedEncaps(cfg, d, vrf, imported)
+	out.Encaps = append(out.Encaps, learned...)
 	// The dataplane's own check, so a reload is refused before any Apply.
 	if err := out.Validate(caps, dev); err != nil {
 		return dataplane.Desired{}, err

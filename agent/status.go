@@ -45,7 +45,34 @@ type Status struct {
 	// Dataplane is the dataplane's own report (sysctls, probe notes, route
 	// counts) when it gives one.
 	Dataplane *dataplane.Status `json:"dataplane,omitempty"`
-	Updated   time.Time         `json:"updated"`
+	// BGP is the speaker's state when the config has a bgp section.
+	BGP     *BGPStatus `json:"bgp,omitempty"`
+	Updated time.Time  `json:"updated"`
+}
+
+// BGPStatus is the embedded speaker: sessions, and the VPN routes it
+// advertises and learned.
+type BGPStatus struct {
+	LocalAS  uint32          `json:"local_as"`
+	RouterID string          `json:"router_id"`
+	Peers    []BGPPeerStatus `json:"peers"`
+	// Exported counts the prefixes advertised; Imported the routes learned
+	// for our services; Installed the encap routes made of them (one per
+	// destination); Skipped says why some were not installed.
+	Exported  int      `json:"exported"`
+	Imported  int      `json:"imported"`
+	Installed int      `json:"installed"`
+	Skipped   []string `json:"skipped,omitempty"`
+	LastError string   `json:"last_error,omitempty"`
+}
+
+// BGPPeerStatus is one neighbour's session.
+type BGPPeerStatus struct {
+	Address          netip.Addr `json:"address"`
+	State            string     `json:"state"` // idle, connect, active, opensent, openconfirm, established
+	EstablishedAt    time.Time  `json:"established_at,omitzero"`
+	PrefixesReceived uint64     `json:"prefixes_received"`
+	PrefixesSent     uint64     `json:"prefixes_sent"`
 }
 
 // SIDStatus is one service SID: what its service asked for and what is installed.
@@ -79,6 +106,12 @@ func (s Status) clone() Status {
 		d.Sysctls = append([]dataplane.Sysctl(nil), d.Sysctls...)
 		d.ProbeNotes = append([]string(nil), d.ProbeNotes...)
 		s.Dataplane = &d
+	}
+	if s.BGP != nil {
+		b := *s.BGP
+		b.Peers = append([]BGPPeerStatus(nil), b.Peers...)
+		b.Skipped = append([]string(nil), b.Skipped...)
+		s.BGP = &b
 	}
 	return s
 }
