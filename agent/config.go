@@ -34,6 +34,8 @@ type Config struct {
 	// BGP runs the embedded speaker for the SRv6 L3VPN services (see
 	// bgp.Config); nil (no bgp section) runs none.
 	BGP *bgp.Config `yaml:"bgp"`
+	// ACS configures the CWMP (TR-069) client; no acs.url runs none.
+	ACS ACSConfig `yaml:"acs"`
 }
 
 // Prefix source kinds of WANConfig.PrefixSource.
@@ -308,6 +310,7 @@ func (c *Config) Validate() error {
 
 	errs = append(errs, c.validateServices()...)
 	errs = append(errs, c.validateRemote()...)
+	errs = append(errs, c.ACS.validate()...)
 	errs = append(errs, c.validateBGP()...)
 	return errors.Join(errs...)
 }
