@@ -229,7 +229,7 @@ func (f *Fake) apply(ctx context.Context, d Desired) error {
 			f.vrfs = append(f.vrfs, v)
 		}
 	}
-	ups, dels := diff(f.routes, want)
+	ups, dels := diff(f.routes, nil, want)
 	for _, u := range ups {
 		verb := "add"
 		if u.Replace {

@@ -184,6 +184,7 @@ func (l *linkNames) ifname(i int) string {
 // state is what the kernel holds of ours.
 type state struct {
 	routes   routeSet
+	order    []rkey // routes in the order the kernel listed them
 	prio     map[rkey]uint32 // priority per route (ours are fixed per family)
 	nhOf     map[rkey]uint32 // nexthop object per route
 	extra    []kroute        // ours that must go whatever is desired (duplicates, odd priority)
@@ -249,6 +250,7 @@ func (k *Kernel) read() (*state, error) {
 		}
 	}
 	st.routes = make(routeSet, len(all))
+	st.order = make([]rkey, 0, len(all))
 	st.prio = make(map[rkey]uint32, len(all))
 	st.nhOf = make(map[rkey]uint32)
 	for _, r := range all {
@@ -264,6 +266,7 @@ func (k *Kernel) read() (*state, error) {
 			continue
 		}
 		st.routes[r.Key] = r.Val
+		st.order = append(st.order, r.Key)
 		st.prio[r.Key] = r.Prio
 		if r.NHID != 0 {
 			st.nhOf[r.Key] = r.NHID
@@ -400,7 +403,7 @@ func (k *Kernel) Apply(ctx context.Context, d Desired) (err error) {
 	if err != nil {
 		return fmt.Errorf("nothing applied: %w", err)
 	}
-	ups, dels := diff(st.routes, want)
+	ups, dels := diff(st.routes, st.order, want)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("nothing applied: %w", err)
 	}

@@ -171,8 +171,9 @@ type desiredSet struct {
 }
 
 // diff lists what turns cur into want: upserts in want's order and
-// deletions, sorted.
-func diff(cur routeSet, want desiredSet) (ups []change, dels []rkey) {
+// deletions in curOrder's (the kernel dump's), or sorted when curOrder is
+// nil.
+func diff(cur routeSet, curOrder []rkey, want desiredSet) (ups []change, dels []rkey) {
 	if len(cur) == 0 {
 		ups = make([]change, 0, len(want.order))
 	}
@@ -183,6 +184,14 @@ func diff(cur routeSet, want desiredSet) (ups []change, dels []rkey) {
 			continue
 		}
 		ups = append(ups, change{Key: k, Val: v, Replace: ok})
+	}
+	if curOrder != nil {
+		for _, k := range curOrder {
+			if _, ok := want.routes[k]; !ok {
+				dels = append(dels, k)
+			}
+		}
+		return ups, dels
 	}
 	for k := range cur {
 		if _, ok := want.routes[k]; !ok {

@@ -136,7 +136,7 @@ func TestDiff(t *testing.T) {
 		routes: routeSet{k("10.0.0.0/24"): a, k("10.0.1.0/24"): b, k("2001:db8:1::/48"): {Kind: kindUnreachable}},
 		order:  []rkey{k("2001:db8:1::/48"), k("10.0.0.0/24"), k("10.0.1.0/24")},
 	}
-	ups, dels := diff(cur, want)
+	ups, dels := diff(cur, nil, want)
 	wantUps := []change{
 		{Key: k("2001:db8:1::/48"), Val: rval{Kind: kindUnreachable}}, // in desired order
 		{Key: k("10.0.1.0/24"), Val: b, Replace: true},
@@ -147,7 +147,13 @@ func TestDiff(t *testing.T) {
 	if !reflect.DeepEqual(dels, []rkey{k("10.0.2.0/24")}) {
 		t.Errorf("deletes: got %v", dels)
 	}
-	if ups, dels := diff(want.routes, want); len(ups)+len(dels) != 0 {
+	// With the kernel's listing order, deletions keep it.
+	cur[k("10.0.3.0/24")] = a
+	order := []rkey{k("10.0.3.0/24"), k("10.0.0.0/24"), k("10.0.2.0/24"), k("10.0.1.0/24")}
+	if _, dels := diff(cur, order, want); !reflect.DeepEqual(dels, []rkey{k("10.0.3.0/24"), k("10.0.2.0/24")}) {
+		t.Errorf("deletes in kernel order: got %v", dels)
+	}
+	if ups, dels := diff(want.routes, nil, want); len(ups)+len(dels) != 0 {
 		t.Errorf("diff of equal sets: %v %v", ups, dels)
 	}
 }
