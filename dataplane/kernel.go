@@ -184,7 +184,7 @@ func (l *linkNames) ifname(i int) string {
 // state is what the kernel holds of ours.
 type state struct {
 	routes   routeSet
-	order    []rkey // routes in the order the kernel listed them
+	order    []rkey          // routes in the order the kernel listed them
 	prio     map[rkey]uint32 // priority per route (ours are fixed per family)
 	nhOf     map[rkey]uint32 // nexthop object per route
 	extra    []kroute        // ours that must go whatever is desired (duplicates, odd priority)
