@@ -52,6 +52,20 @@ func TestKernelProbeAgreesWithIproute2(t *testing.T) {
 	t.Logf("capabilities %+v, notes %v", caps, st.ProbeNotes)
 }
 
+// In a fresh namespace loopback is down, which makes the kernel refuse every
+// probe route; the probe brings it up instead of reporting no capabilities.
+func TestKernelProbeWithLoopbackDown(t *testing.T) {
+	n := newTestNS(t)
+	n.ip(t, "link set lo down")
+	caps := openKernel(t, n).Capabilities()
+	if !caps.EndDT6Table || !caps.EndB6Encaps {
+		t.Errorf("with loopback down at start the probe found %+v", caps)
+	}
+	if out := n.ip(t, "link show lo"); !strings.Contains(out, ",UP") {
+		t.Errorf("loopback not brought up: %s", out)
+	}
+}
+
 // The probe leaves nothing behind and sets (and reports) the sysctls.
 func TestKernelOpenLeavesNothing(t *testing.T) {
 	n := newTestNS(t)

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"runtime"
 	"unsafe"
@@ -63,6 +64,15 @@ func (k *Kernel) probe() (Capabilities, []string) {
 	lo, err := k.h.LinkByName("lo")
 	if !note("loopback", err) {
 		return caps, notes
+	}
+	// Routes on a down device are refused, so with lo down every probe
+	// would fail and the kernel would look able to do nothing. Loopback is
+	// always up on a working system (a fresh namespace is the exception).
+	if lo.Attrs().Flags&net.FlagUp == 0 {
+		if !note("bring loopback up", k.h.LinkSetUp(lo)) {
+			return caps, notes
+		}
+		notes = append(notes, "loopback was down: brought it up")
 	}
 	dev := lo.Attrs().Index
 
