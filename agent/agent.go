@@ -56,6 +56,7 @@ type options struct {
 	now          func() time.Time
 	bgp          BGPFactory
 	peerPoll     time.Duration
+	cwmp         cwmpOptions
 }
 
 // WithLogger sets the logger (default: none).
@@ -119,6 +120,7 @@ type Agent struct {
 	published  []byte            // status.json as last written, without its times
 	applied    dataplane.Desired // the last state applied without error
 	bgp        bgpSide           // the BGP speaker and what it was handed
+	cwmp       *cwmpSide         // the CWMP client; its own goroutine
 }
 
 type reloadRequest struct {
@@ -199,6 +201,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		return nil, fmt.Errorf("%w: %w", ErrKernel, err)
 	}
 	a.status = Status{State: StateWaitingForPrefix, LocatorName: cfg.SRv6.LocatorName, Capabilities: a.caps}
+	a.cwmp = newCWMPSide(a, o.cwmp, cfg.WAN.Interface)
 	if p, ok := a.loadPersisted(); ok {
 		a.persisted = p
 		a.status.Previous = &p
@@ -246,6 +249,8 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	cwmpDone := a.cwmp.start(wctx, a.cfg)
+	defer func() { cancel(); <-cwmpDone }()
 	prefixes := make(chan board.PrefixChange)
 	watchDone := make(chan error, 1)
 	go func() { watchDone <- a.src.Watch(wctx, prefixes) }()
@@ -416,6 +421,7 @@ func (a *Agent) onReload(cfg Config) error {
 		}
 	}
 	a.cfg = cfg
+	a.cwmp.reconfigure(cfg)
 	a.failures = 0
 	if r, ok := a.src.(interface{ Refresh() }); ok {
 		r.Refresh() // a reload also re-reads the WAN state
@@ -542,6 +548,7 @@ func (a *Agent) publish() {
 		return
 	}
 	a.published = kb
+	a.cwmp.statusChanged()
 }
 
 func (a *Agent) persist(p PersistedPrefix) {
