@@ -2,7 +2,10 @@
 // SIDs from the delegated IPv6 prefix and keeps them programmed in the
 // kernel.
 //
-//	srv6cpe --config /etc/srv6cpe.yaml [--state-dir DIR] [--log-level LEVEL]
+//	srv6cpe --config /etc/srv6cpe.yaml [--state-dir DIR] [--log-level LEVEL] [--acs-url URL]
+//
+// With an ACS URL (acs.url in the file, or --acs-url) it runs the TR-069
+// client: it Informs the ACS at start and serves its requests.
 //
 // SIGHUP reloads the config file (a bad file is logged and the running
 // config stays). SIGTERM and SIGINT stop the daemon with exit status 0 and
@@ -41,7 +44,7 @@ func main() {
 
 // flags are the command line; the overrides apply to every (re)load.
 type flags struct {
-	config, stateDir, logLevel string
+	config, stateDir, logLevel, acsURL string
 }
 
 func (f flags) load() (agent.Config, error) {
@@ -54,6 +57,9 @@ func (f flags) load() (agent.Config, error) {
 	}
 	if f.logLevel != "" {
 		cfg.LogLevel = f.logLevel
+	}
+	if f.acsURL != "" {
+		cfg.ACS.URL = f.acsURL
 	}
 	// The overrides must be valid too.
 	if err := cfg.Validate(); err != nil {
@@ -74,6 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.config, "config", "", "config `FILE` (YAML; required)")
 	fs.StringVar(&f.stateDir, "state-dir", "", "state `DIR` (overrides state_dir)")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (overrides log_level)")
+	fs.StringVar(&f.acsURL, "acs-url", "", "TR-069 ACS `URL` (overrides acs.url)")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -103,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log := newLogger(stderr, level)
 	defer func() { _ = log.Sync() }()
 
-	ag, err := agent.New(cfg, agent.WithLogger(log))
+	ag, err := agent.New(cfg, agent.WithLogger(log), agent.WithConfigFile(f.config, f.load))
 	if err != nil {
 		fmt.Fprintf(stderr, "srv6cpe: %s\n", oneLine(err))
 		if errors.Is(err, agent.ErrKernel) {
