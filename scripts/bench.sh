@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# make bench: every benchmark of the project, each printing its figures and,
+# where the issue names an anchor, the ratio to that anchor measured in the
+# same run. Benchmarks that need root (namespaces, the kernel's routes) say so
+# and are skipped without it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+section() { printf '\n== %s\n' "$*"; }
+bench() { go test -run '^$' "$@" | grep -Ev '^(goos|goarch|pkg|cpu|PASS)' || true; }
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "bench: not root: the dataplane, BGP and STAMP benchmarks need network namespaces and are skipped" >&2
+fi
+
+section "dataplane: 10,000 IPv4 VPN encap routes, Apply vs ip -batch (goal ratio <= 0.25)"
+bench -bench 'BenchmarkEncap10kVsIPBatch|BenchmarkApplyNoChange' -benchtime 10x ./dataplane/
+
+section "cwmp: GetParameterValues of the whole tree; one full session on loopback"
+bench -bench 'BenchmarkGPVWholeTree|BenchmarkSession$|BenchmarkSessionTransport' -benchtime 2s ./cwmpclient/
+
+section "bgp: 10,000 VPNv4 routes learned (direct, through FRR), receiver RSS"
+bench -bench 'Learn10k|ReceiverRSS' -benchtime 5x ./bgp/
