@@ -47,7 +47,7 @@ acs:
 // middle of a session and the restart that follows.
 func TestDaemonCWMP(t *testing.T) {
 	bin, dir := needRootAndBuild(t)
-	ns := cwmpLab(t)
+	ns := cwmpLab(t, "")
 	acs := cwmptest.New(cwmptest.WithAuth(cwmptest.AuthDigest, "cpe", "cpe-secret"), cwmptest.WithCookie("sid"))
 	acsURL := serveInNetns(t, ns, acs)
 
@@ -226,11 +226,53 @@ func TestDaemonCWMP(t *testing.T) {
 	validateAll(t, acs.Sessions())
 }
 
+// SIGHUP with a new acs.url in the file: the client restarts and
+// bootstraps with the new ACS; a file with a bad acs section changes
+// nothing.
+func TestDaemonCWMPReload(t *testing.T) {
+	bin, dir := needRootAndBuild(t)
+	ns := cwmpLab(t, "r")
+	acs1, acs2 := cwmptest.New(), cwmptest.New()
+	url1, url2 := serveInNetns(t, ns, acs1), serveInNetns(t, ns, acs2)
+
+	cfgPath := filepath.Join(dir, "srv6cpe.yaml")
+	write := func(acsURL string) {
+		doc := strings.Replace(cwmpE2EConfig, "acs:\n", "acs:\n  url: "+acsURL+"\n", 1)
+		if err := os.WriteFile(cfgPath, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(url1)
+	d := &daemon{t: t, bin: bin, ns: ns, log: filepath.Join(dir, "srv6cpe.log"),
+		args: []string{"--config", cfgPath, "--state-dir", filepath.Join(dir, "state")}}
+	d.start()
+	waitSession(t, d, acs1, "the boot session with the first ACS", func(s cwmptest.Session) bool {
+		return s.Ended && s.Inform.HasEvent(cwmpclient.EventBootstrap)
+	})
+
+	from := d.logSize()
+	write("ftp://nowhere/")
+	d.signal(syscall.SIGHUP)
+	d.waitLog(`acs.url: \"ftp://nowhere/\"`, from, 5*time.Second)
+
+	write(url2)
+	d.signal(syscall.SIGHUP)
+	in := waitSession(t, d, acs2, "a session with the second ACS", func(s cwmptest.Session) bool { return s.Ended }).Inform
+	if !in.HasEvent(cwmpclient.EventBootstrap) {
+		t.Errorf("first Inform to the new ACS: events %v, want 0 BOOTSTRAP", in.Events)
+	}
+	t.Logf("after SIGHUP with a new acs.url: %v", in.Events)
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM, want 0", code)
+	}
+	validateAll(t, append(acs1.Sessions(), acs2.Sessions()...))
+}
+
 // cwmpLab makes a namespace with loopback up and a WAN veth (both ends
 // inside it) carrying 2001:db8:1200::1/40, deleted when the test ends.
-func cwmpLab(t *testing.T) string {
+func cwmpLab(t *testing.T, tag string) string {
 	t.Helper()
-	ns := fmt.Sprintf("cw%dcpe", os.Getpid())
+	ns := fmt.Sprintf("cw%d%scpe", os.Getpid(), tag)
 	sh(t, "ip", "netns", "add", ns)
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 	sh(t, "ip", "-n", ns, "link", "add", "wan0", "type", "veth", "peer", "name", "wanpeer")
