@@ -35,6 +35,7 @@ acs:
   connection_request: {addr: "127.0.0.1:0", path: /cr, username: acs, password: acs-secret}
   connection_request_host: 127.0.0.1
   transfer: {work_dir: %s}
+  reboot_command: [/bin/true] # never the machine's
 `
 
 func testCWMPConfig(t *testing.T, acsURL string) (Config, string) {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,6 +26,8 @@ import (
 )
 
 // cwmpE2EConfig has no acs.url: the command line gives it (--acs-url).
+// Its reboot command (%s: a file) only leaves a mark: the tests run as
+// root, and a Reboot RPC must not reboot the machine.
 const cwmpE2EConfig = `
 log_level: info
 identity: {manufacturer: ExampleCo, oui: 00A0C9, product_class: SRv6-CPE, serial_number: CW0001, hardware_version: hw1, software_version: 1.0.0}
@@ -39,6 +42,7 @@ acs:
   retry_minimum_wait: 1
   max_body: 65536
   connection_request: {addr: "[::]:7547", path: /cr, username: acs, password: acs-secret}
+  reboot_command: [/bin/sh, -c, "echo reboot >> %s"]
 `
 
 // The real daemon with --acs-url in a network namespace, the ACS double
@@ -51,8 +55,8 @@ func TestDaemonCWMP(t *testing.T) {
 	acs := cwmptest.New(cwmptest.WithAuth(cwmptest.AuthDigest, "cpe", "cpe-secret"), cwmptest.WithCookie("sid"))
 	acsURL := serveInNetns(t, ns, acs)
 
-	cfgPath := filepath.Join(dir, "srv6cpe.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cwmpE2EConfig), 0o600); err != nil {
+	cfgPath, mark := filepath.Join(dir, "srv6cpe.yaml"), filepath.Join(dir, "rebooted")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(cwmpE2EConfig, mark)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	stateDir := filepath.Join(dir, "state")
@@ -214,6 +218,31 @@ func TestDaemonCWMP(t *testing.T) {
 		t.Errorf("Inform after the restart: events %v, want 3 SCHEDULED and M ScheduleInform again, no 0 BOOTSTRAP", again.Inform.Events)
 	}
 	t.Logf("Inform after a restart without reboot: events %v", again.Inform.Events)
+
+	// 6. A Reboot RPC: the board's reboot command runs after the session,
+	// and the Inform after the (simulated) reboot carries M Reboot.
+	acs.Enqueue(cwmptest.Reboot("rb-1"))
+	if code := curlDigest(t, ns, wantCR, "acs:acs-secret"); code != http.StatusOK {
+		t.Fatalf("connection request: HTTP %d, want 200", code)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for b, _ := os.ReadFile(mark); string(b) != "reboot\n"; b, _ = os.ReadFile(mark) {
+		if time.Now().After(deadline) {
+			t.Fatalf("reboot command not run within 10s (mark file %q)", b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM, want 0", code)
+	}
+	before = len(acs.Sessions())
+	d.start()
+	rb := waitSession(t, d, acs, "the session after the reboot", func(s cwmptest.Session) bool {
+		return s.Index >= before && s.Ended
+	})
+	if !slices.Contains(rb.Inform.Events, cwmptest.Event{Code: cwmpclient.EventMReboot, CommandKey: "rb-1"}) {
+		t.Errorf("Inform after the Reboot RPC: events %v, want M Reboot rb-1", rb.Inform.Events)
+	}
 	if code := d.stop(syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM, want 0", code)
 	}
@@ -237,7 +266,7 @@ func TestDaemonCWMPReload(t *testing.T) {
 
 	cfgPath := filepath.Join(dir, "srv6cpe.yaml")
 	write := func(acsURL string) {
-		doc := strings.Replace(cwmpE2EConfig, "acs:\n", "acs:\n  url: "+acsURL+"\n", 1)
+		doc := strings.Replace(fmt.Sprintf(cwmpE2EConfig, filepath.Join(dir, "rebooted")), "acs:\n", "acs:\n  url: "+acsURL+"\n", 1)
 		if err := os.WriteFile(cfgPath, []byte(doc), 0o600); err != nil {
 			t.Fatal(err)
 		}
