@@ -238,13 +238,14 @@ func TestCWMPDownloads(t *testing.T) {
 	h := start(t, cfg, noVRF, t.TempDir(), WithConfigFile(cfgPath, func() (Config, error) { return LoadConfig(cfgPath) }))
 	h.src.send(t, "2001:db8:1200::/40", "")
 
-	faults := map[string]string{}
+	faults, reasons := map[string]string{}, map[string]string{}
 	deadline := time.Now().Add(20 * time.Second)
 	for len(faults) < 3 && time.Now().Before(deadline) {
 		for _, s := range acs.Sessions() {
 			for _, m := range s.Messages {
 				if m.Method == "TransferComplete" {
 					faults[m.Text("CommandKey")] = m.Text("FaultStruct/FaultCode")
+					reasons[m.Text("CommandKey")] = m.Text("FaultStruct/FaultString")
 				}
 			}
 		}
@@ -255,6 +256,12 @@ func TestCWMPDownloads(t *testing.T) {
 		if faults[k] != w {
 			t.Errorf("TransferComplete %s: fault %q, want %s (all: %v)", k, faults[k], w, faults)
 		}
+	}
+	if r := reasons["fw"]; !strings.Contains(r, "firmware upgrade is not supported") || !strings.Contains(r, "acs.firmware_command") {
+		t.Errorf("firmware refusal says %q; want it to say why and which key enables it", r)
+	}
+	if r := reasons["bad"]; !strings.Contains(r, "bogus") {
+		t.Errorf("bad config refusal says %q; want the offending key", r)
 	}
 	if n := firmwareFetched.Load(); n != 0 {
 		t.Errorf("firmware image fetched %d times, want never", n)
