@@ -203,6 +203,11 @@ func (s *cwmpSide) newClient(c cwmpConfig) (*cwmpclient.Client, error) {
 	if err != nil {
 		s.log.Warn("CWMP agent state unreadable; starting afresh", zap.Error(err))
 	}
+	// TR-069's 1 BOOT is for a power-on or reset, not a restart of the
+	// CWMP software alone; undelivered events go out again either way.
+	// cwmpclient.Client.Run takes every start for a boot (it drops the
+	// reboot-only events and adds 1 BOOT) and cannot be told otherwise
+	// yet, so a restart without reboot is only told apart in the log.
 	if !s.bootChecked {
 		s.bootChecked = true
 		id, err := s.opts.bootID()
