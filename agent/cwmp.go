@@ -72,8 +72,9 @@ type cwmpSide struct {
 	configs chan cwmpConfig // the newest config; Run's reloads send it
 	changed chan struct{}   // the status changed
 	// bootChecked: the boot id was compared, once per process (a client
-	// restarted by a reload is no boot).
+	// restarted by a reload is no boot); bootID is the one read then.
 	bootChecked bool
+	bootID      string
 }
 
 // cwmpConfig is the part of the config the client is built from.
@@ -219,8 +220,9 @@ func (s *cwmpSide) newClient(c cwmpConfig) (*cwmpclient.Client, error) {
 		} else {
 			s.log.Info("agent restarted without a device reboot", zap.String("boot_id", id))
 		}
-		st.BootID = id
+		s.bootID = id
 	}
+	st.BootID = s.bootID
 
 	deps := cwmpclient.Deps{
 		Store:      s.a.state,
