@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/srv6cpe/srv6cpe/board"
 	"github.com/srv6cpe/srv6cpe/cwmpclient"
@@ -305,5 +309,36 @@ func TestCWMPStoreIsTheStateDir(t *testing.T) {
 		if _, err := st.ReadFile(f); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
+	}
+}
+
+// A client that cannot start (its connection request port is taken) is
+// started again later; the agent keeps running meanwhile.
+func TestCWMPClientRestartsAfterFailure(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acs := cwmptest.NewServer(t)
+	cfg, _ := testCWMPConfig(t, acs.URL)
+	cfg.ACS.ConnectionRequest.Addr = busy.Addr().String()
+	core, logs := observer.New(zap.InfoLevel)
+	h := start(t, cfg, noVRF, t.TempDir(), WithLogger(zap.New(core)), func(o *options) { o.cwmp.restart = 50 * time.Millisecond })
+	h.src.send(t, "2001:db8:1200::/40", "")
+	deadline := time.Now().Add(10 * time.Second)
+	for logs.FilterMessage("CWMP client stopped; restarting it later").Len() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no failed client start logged twice within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.waitStatus(func(s Status) bool { return s.State == StateApplied }) // the agent goes on
+	if n := len(acs.Sessions()); n != 0 {
+		t.Fatalf("%d sessions while the client could not listen, want 0", n)
+	}
+	busy.Close()
+	in := waitSessions(t, acs, 1)[0].Inform
+	if !in.HasEvent(cwmpclient.EventBootstrap) {
+		t.Errorf("events %v, want 0 BOOTSTRAP", in.Events)
 	}
 }
