@@ -342,3 +342,37 @@ func TestCWMPClientRestartsAfterFailure(t *testing.T) {
 		t.Errorf("events %v, want 0 BOOTSTRAP", in.Events)
 	}
 }
+
+// FactoryReset empties the state dir and reboots (here: the test config's
+// harmless reboot command); the next start bootstraps again with the
+// factory values.
+func TestCWMPFactoryResetBootstrapsAgain(t *testing.T) {
+	acs := cwmptest.NewServer(t)
+	cfg, _ := testCWMPConfig(t, acs.URL)
+	stateDir := t.TempDir()
+	acs.Enqueue(
+		cwmptest.SetParameterValues("k", cwmptest.ParameterValue{Name: "Device.ManagementServer.PeriodicInformInterval", Value: "777", Type: "unsignedInt"}),
+		cwmptest.FactoryReset(),
+	)
+	h := start(t, cfg, noVRF, stateDir)
+	waitSessions(t, acs, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for _, err := os.Stat(filepath.Join(stateDir, "cwmp-tree.json")); err == nil; _, err = os.Stat(filepath.Join(stateDir, "cwmp-tree.json")) {
+		if time.Now().After(deadline) {
+			t.Fatal("state dir not emptied within 10s of the FactoryReset session")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.stop()
+
+	acs.Enqueue(cwmptest.GetParameterValues("Device.ManagementServer.PeriodicInformInterval"))
+	start(t, cfg, noVRF, stateDir)
+	s := waitSessions(t, acs, 2)[1]
+	if !s.Inform.HasEvent(cwmpclient.EventBootstrap) {
+		t.Errorf("Inform after the factory reset: events %v, want 0 BOOTSTRAP", s.Inform.Events)
+	}
+	gpv, ok := response(s, "GetParameterValuesResponse")
+	if v := gpv.Values()["Device.ManagementServer.PeriodicInformInterval"]; !ok || v != "3600" {
+		t.Errorf("PeriodicInformInterval after the factory reset = %q, want the factory 3600", v)
+	}
+}
