@@ -205,10 +205,9 @@ func (s *cwmpSide) newClient(c cwmpConfig) (*cwmpclient.Client, error) {
 		s.log.Warn("CWMP agent state unreadable; starting afresh", zap.Error(err))
 	}
 	// TR-069's 1 BOOT is for a power-on or reset, not a restart of the
-	// CWMP software alone; undelivered events go out again either way.
-	// cwmpclient.Client.Run takes every start for a boot (it drops the
-	// reboot-only events and adds 1 BOOT) and cannot be told otherwise
-	// yet, so a restart without reboot is only told apart in the log.
+	// CWMP software alone; undelivered events go out again either way. A
+	// client restarted by a reload is never a boot.
+	restarted := s.bootChecked
 	if !s.bootChecked {
 		s.bootChecked = true
 		id, err := s.opts.bootID()
@@ -219,6 +218,7 @@ func (s *cwmpSide) newClient(c cwmpConfig) (*cwmpclient.Client, error) {
 			s.log.Info("device booted since the agent last ran", zap.String("boot_id", id))
 		} else {
 			s.log.Info("agent restarted without a device reboot", zap.String("boot_id", id))
+			restarted = true
 		}
 		s.bootID = id
 	}
@@ -231,6 +231,7 @@ func (s *cwmpSide) newClient(c cwmpConfig) (*cwmpclient.Client, error) {
 		Interfaces: s.interfaces,
 		Logger:     s.log,
 		Boot:       systemBoot(),
+		Restarted:  restarted,
 	}
 	if cfg.ConnectionRequestHost == "" {
 		deps.ConnectionRequestHost = s.wanAddress

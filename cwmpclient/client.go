@@ -109,6 +109,11 @@ type Deps struct {
 	Rand func() float64
 	// Boot is when the device booted (UpTime); zero is now.
 	Boot time.Time
+	// Restarted says this start is a restart of the CWMP software on a
+	// running device, not a boot: TR-069's 1 BOOT is for a power-on or
+	// reset. The events a reboot drops stay pending, no 1 BOOT is added,
+	// and the first session runs only when an event is pending.
+	Restarted bool
 }
 
 const (
@@ -360,11 +365,13 @@ func (c *Client) saveState() error {
 // sessions when events call for them until ctx ends. It returns nil on
 // cancellation.
 func (c *Client) Run(ctx context.Context) error {
-	if err := c.events.OnBoot(); err != nil {
-		return fmt.Errorf("cwmpclient: %w", err)
-	}
-	if err := c.events.Add(EventStruct{Code: EventBoot}); err != nil {
-		return fmt.Errorf("cwmpclient: %w", err)
+	if !c.deps.Restarted {
+		if err := c.events.OnBoot(); err != nil {
+			return fmt.Errorf("cwmpclient: %w", err)
+		}
+		if err := c.events.Add(EventStruct{Code: EventBoot}); err != nil {
+			return fmt.Errorf("cwmpclient: %w", err)
+		}
 	}
 	c.recoverTransfers()
 	var wg sync.WaitGroup
@@ -406,7 +413,9 @@ func (c *Client) notifyInterval() time.Duration {
 // transfers and checks run.
 func (c *Client) loop(ctx context.Context) error {
 	now := c.clock.Now()
-	due := true // the boot session
+	// The boot session; after a restart, only what is owed: pending events
+	// or the 0 BOOTSTRAP of a new ACS URL.
+	due := !c.deps.Restarted || len(c.events.Pending()) > 0 || c.bootstrapDue()
 	var retryAt time.Time
 	nextNotify := now.Add(c.notifyInterval())
 	ms := readManagementServer(c.tree)
@@ -574,6 +583,14 @@ func (m managementServer) periodicChanged(old managementServer) bool {
 	return m.PeriodicEnable != old.PeriodicEnable || m.PeriodicInterval != old.PeriodicInterval || !m.PeriodicTime.Equal(old.PeriodicTime)
 }
 
+// bootstrapDue: the ACS URL has not been bootstrapped yet.
+func (c *Client) bootstrapDue() bool {
+	url := readManagementServer(c.tree).URL
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return url != "" && c.state.BootstrappedURL != url
+}
+
 // errNoACS: no ACS URL, or EnableCWMP is false; sessions wait for a
 // trigger (events stay pending).
 var errNoACS = errors.New("no ACS URL configured, or CWMP disabled")
@@ -584,9 +601,7 @@ func (c *Client) session(ctx context.Context) error {
 	if ms.URL == "" || !ms.EnableCWMP {
 		return errNoACS
 	}
-	c.mu.Lock()
-	bootstrap := c.state.BootstrappedURL != ms.URL
-	c.mu.Unlock()
+	bootstrap := c.bootstrapDue()
 	if bootstrap {
 		if err := c.events.Add(EventStruct{Code: EventBootstrap}); err != nil {
 			return fmt.Errorf("bootstrap event: %w", err)

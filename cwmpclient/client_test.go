@@ -263,6 +263,44 @@ func TestClientEventsSurviveRestart(t *testing.T) {
 	}
 }
 
+// A restart of the software alone (Deps.Restarted) is no boot: no 1 BOOT,
+// nothing dropped, and no session at all when nothing is owed.
+func TestClientRestartedWithoutReboot(t *testing.T) {
+	cwmpschema.Tool(t)
+	store := newMemStore()
+	acs := &fakeACS{t: t}
+	h := startClient(t, store, acs, testConfig(), Deps{})
+	h.clk.nextSleep(t) // the boot session bootstraps the URL
+	h.stop()
+
+	// Nothing pending: the restart opens no session.
+	acs2 := &fakeACS{t: t}
+	h2 := startClient(t, store, acs2, testConfig(), Deps{Restarted: true})
+	h2.clk.nextSleep(t)
+	h2.stop()
+	if acs2.sessions != 0 {
+		t.Fatalf("restart with nothing pending opened %d sessions", acs2.sessions)
+	}
+
+	// Pending events (a connection request and a value change, which a
+	// reboot would drop) go out after a restart, without 1 BOOT.
+	es, err := NewEventStore(store, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := es.Add(EventStruct{Code: EventConnectionRequest}, EventStruct{Code: EventValueChange}); err != nil {
+		t.Fatal(err)
+	}
+	acs3 := &fakeACS{t: t}
+	h3 := startClient(t, store, acs3, testConfig(), Deps{Restarted: true})
+	h3.clk.nextSleep(t)
+	ev, _, _ := acs3.informOf(0)
+	slices.Sort(ev)
+	if want := []string{EventValueChange, EventConnectionRequest}; !slices.Equal(ev, want) {
+		t.Errorf("after a restart: %v, want %v", ev, want)
+	}
+}
+
 func TestClientReboot(t *testing.T) {
 	cwmpschema.Tool(t)
 	store := newMemStore()
