@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,6 +59,17 @@ func TestHelperReflectorProcess(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if p := os.Getenv("TWAMP_HELPER_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := r.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -209,11 +221,13 @@ func TestBenchReflectorThroughput(t *testing.T) {
 	const rounds, dur = 9, time.Second
 	dstGo := netip.MustParseAddrPort("[fd00:1::2]:862")
 	dstC := netip.MustParseAddrPort("[fd00:1::2]:863")
-	goReflectorProc(t, r, 862)
-	cAnchorProc(t, r, 863)
+	goProc := goReflectorProc(t, r, 862)
+	cProc := cAnchorProc(t, r, 863)
 	waitReflector(t, s, dstGo)
 	waitReflector(t, s, dstC)
 	var goRates, cRates, ratios []float64
+	cpu, usr := map[string]time.Duration{}, map[string]time.Duration{}
+	pkts := map[string]float64{}
 	for i := 0; i < rounds; i++ {
 		// Back to back, alternating which goes first, so the load the
 		// shared machine carries weighs on both alike.
@@ -227,7 +241,16 @@ func TestBenchReflectorThroughput(t *testing.T) {
 			if which == "go" {
 				dst = dstGo
 			}
+			proc := cProc
+			if which == "go" {
+				proc = goProc
+			}
+			u0, c0 := cpuTime(t, proc.Process.Pid)
 			sent, got := blast(t, s, dst, dur)
+			u1, c1 := cpuTime(t, proc.Process.Pid)
+			cpu[which] += c1 - c0
+			usr[which] += u1 - u0
+			pkts[which] += float64(got)
 			rate[which] = float64(got) / dur.Seconds()
 			t.Logf("round %d %-2s reflector: offered %8.0f pps, reflected %8.0f pps", i+1, which, float64(sent)/dur.Seconds(), rate[which])
 		}
@@ -239,6 +262,24 @@ func TestBenchReflectorThroughput(t *testing.T) {
 	t.Logf("  C recvmmsg anchor  best %9.0f pps  median %9.0f pps", slices.Max(cRates), med(cRates))
 	t.Logf("  Go twamp reflector best %9.0f pps  median %9.0f pps", slices.Max(goRates), med(goRates))
 	t.Logf("  ratio Go/C: best/best %.3f, median of paired rounds %.3f (goal ≥ 0.95)", slices.Max(goRates)/slices.Max(cRates), med(ratios))
+	// CPU time per reflected packet, user + system (softirq work done in the
+	// reflector's own context included): less sensitive to what else runs.
+	perPkt := func(d map[string]time.Duration, w string) float64 { return float64(d[w].Nanoseconds()) / pkts[w] }
+	t.Logf("  CPU per reflected packet: C %.0f ns (user %.0f), Go %.0f ns (user %.0f); efficiency ratio C/Go = %.3f",
+		perPkt(cpu, "c"), perPkt(usr, "c"), perPkt(cpu, "go"), perPkt(usr, "go"), perPkt(cpu, "c")/perPkt(cpu, "go"))
+}
+
+// cpuTime is a process's user and user + system CPU time (/proc/PID/stat,
+// in clock ticks of 10 ms).
+func cpuTime(t *testing.T, pid int) (user, total time.Duration) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, _ := strconv.ParseUint(f[11], 10, 64)
+	stime, _ := strconv.ParseUint(f[12], 10, 64)
+	return time.Duration(utime) * 10 * time.Millisecond, time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 func TestBenchMeasurementFloor(t *testing.T) {

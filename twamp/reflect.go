@@ -308,8 +308,9 @@ func (c *core) reflect(req []byte, m *rxMeta, out []byte) (reply, dropReason) {
 		copy(out[base:len(req)], req[base:])
 	}
 	rh.Put(out, mode)
-	if m.tclass >= 0 && !c.cfg.TWAMPLight {
-		// Without a CoS TLV, reply in the class the request came in.
+	if m.tclass > 3 && !c.cfg.TWAMPLight {
+		// Without a CoS TLV, reply in the class the request came in (no
+		// control message when that is the socket's default, 0).
 		rp.tclass = m.tclass &^ 3
 	}
 	if len(req) > base && !c.cfg.TWAMPLight {

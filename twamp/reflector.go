@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -126,8 +125,18 @@ type Reflector struct {
 	cnt      counters
 	sessions *sessionTable
 	limiter  *tokenBucket
-	conns    []*net.UDPConn
+	socks    []rsock
+	wake     int // eventfd: readable once Run is stopping
 	raw      int // Return Path replies, -1 if unused
+}
+
+// rsock is one listening socket. The reflector keeps its sockets out of
+// Go's netpoller and waits in poll(2) only when a socket is empty: an
+// epoll registration would run a wakeup callback for every datagram
+// queued and every reply freed, which costs more than the reflection.
+type rsock struct {
+	fd    int
+	local netip.AddrPort
 }
 
 // NewReflector validates cfg and binds the sockets, so a busy port is an
@@ -136,7 +145,7 @@ func NewReflector(cfg ReflectorConfig, log *zap.Logger) (*Reflector, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
-	r := &Reflector{cfg: cfg, log: log, raw: -1}
+	r := &Reflector{cfg: cfg, log: log, raw: -1, wake: -1}
 	if cfg.Stateful {
 		r.sessions = &sessionTable{m: make(map[sessKey]*session), max: cfg.MaxSessions, idle: cfg.SessionIdle}
 	}
@@ -144,13 +153,18 @@ func NewReflector(cfg ReflectorConfig, log *zap.Logger) (*Reflector, error) {
 		burst := float64(max(cfg.Burst, 1))
 		r.limiter = &tokenBucket{rate: cfg.RatePPS, burst: burst, tokens: burst}
 	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("reflector: eventfd: %w", err)
+	}
+	r.wake = wake
 	for _, a := range cfg.Listen {
-		c, err := listenUDP(netip.AddrPortFrom(a, cfg.Port), true)
+		fd, local, err := openUDP(netip.AddrPortFrom(a, cfg.Port), true)
 		if err != nil {
 			r.close()
 			return nil, err
 		}
-		r.conns = append(r.conns, c)
+		r.socks = append(r.socks, rsock{fd: fd, local: local})
 	}
 	if cfg.ReturnPathSRv6 {
 		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_RAW)
@@ -163,12 +177,28 @@ func NewReflector(cfg ReflectorConfig, log *zap.Logger) (*Reflector, error) {
 	return r, nil
 }
 
-// listenUDP opens an AF_INET6 socket (IPv4 through v4-mapped addresses)
-// with the receive options parseOOB reads.
+// listenUDP opens an AF_INET6 UDP socket on Go's netpoller (see openUDP).
 func listenUDP(ap netip.AddrPort, recvOpts bool) (*net.UDPConn, error) {
-	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, _, err := openUDP(ap, recvOpts)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "stamp-"+ap.String())
+	pc, err := net.FilePacketConn(f)
+	f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("socket for %v: %w", ap, err)
+	}
+	return pc.(*net.UDPConn), nil
+}
+
+// openUDP opens a non-blocking AF_INET6 UDP socket (IPv4 through
+// v4-mapped addresses) bound to ap, with the receive options parseOOB
+// reads, and returns it with its bound address.
+func openUDP(ap netip.AddrPort, recvOpts bool) (int, netip.AddrPort, error) {
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, netip.AddrPort{}, fmt.Errorf("socket for %v: %w", ap, err)
 	}
 	ok := false
 	defer func() {
@@ -177,11 +207,11 @@ func listenUDP(ap netip.AddrPort, recvOpts bool) (*net.UDPConn, error) {
 		}
 	}()
 	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
-		return nil, fmt.Errorf("IPV6_V6ONLY on %v: %w", ap, err)
+		return -1, netip.AddrPort{}, fmt.Errorf("IPV6_V6ONLY on %v: %w", ap, err)
 	}
 	if recvOpts {
 		if err := setRecvOpts(fd, true); err != nil {
-			return nil, fmt.Errorf("receive options on %v: %w", ap, err)
+			return -1, netip.AddrPort{}, fmt.Errorf("receive options on %v: %w", ap, err)
 		}
 	}
 	// Room for bursts: a CPE reflector must not drop because it was
@@ -192,26 +222,34 @@ func listenUDP(ap netip.AddrPort, recvOpts bool) (*net.UDPConn, error) {
 	if z := ap.Addr().Zone(); z != "" { // a link-local address names its link
 		ifi, err := net.InterfaceByName(z)
 		if err != nil {
-			return nil, fmt.Errorf("bind %v: zone %q: %w", ap, z, err)
+			return -1, netip.AddrPort{}, fmt.Errorf("bind %v: zone %q: %w", ap, z, err)
 		}
 		sa.ZoneId = uint32(ifi.Index)
 	}
 	if err := unix.Bind(fd, sa); err != nil {
-		return nil, fmt.Errorf("bind %v: %w", ap, err)
+		return -1, netip.AddrPort{}, fmt.Errorf("bind %v: %w", ap, err)
 	}
-	f := os.NewFile(uintptr(fd), "stamp-"+ap.String())
-	ok = true
-	pc, err := net.FilePacketConn(f)
-	f.Close()
+	bound, err := unix.Getsockname(fd)
 	if err != nil {
-		return nil, fmt.Errorf("socket for %v: %w", ap, err)
+		return -1, netip.AddrPort{}, fmt.Errorf("bound address of %v: %w", ap, err)
 	}
-	return pc.(*net.UDPConn), nil
+	b6, _ := bound.(*unix.SockaddrInet6)
+	if b6 == nil {
+		return -1, netip.AddrPort{}, fmt.Errorf("bound address of %v: not IPv6", ap)
+	}
+	ok = true
+	return fd, netip.AddrPortFrom(netip.AddrFrom16(b6.Addr).Unmap().WithZone(ap.Addr().Zone()), uint16(b6.Port)), nil
 }
 
+// close releases the sockets; Run calls it once every worker stopped.
 func (r *Reflector) close() {
-	for _, c := range r.conns {
-		c.Close()
+	for _, k := range r.socks {
+		unix.Close(k.fd)
+	}
+	r.socks = nil
+	if r.wake >= 0 {
+		unix.Close(r.wake)
+		r.wake = -1
 	}
 }
 
@@ -226,8 +264,8 @@ func (r *Reflector) closeRaw() {
 // Addrs returns the bound local addresses.
 func (r *Reflector) Addrs() []netip.AddrPort {
 	var out []netip.AddrPort
-	for _, c := range r.conns {
-		out = append(out, c.LocalAddr().(*net.UDPAddr).AddrPort())
+	for _, k := range r.socks {
+		out = append(out, k.local)
 	}
 	return out
 }
@@ -265,27 +303,38 @@ func (r *Reflector) Sessions() []ReflectorSession {
 }
 
 // Run serves until ctx is cancelled, then closes the sockets. It returns
-// nil after a cancellation and the first socket error otherwise.
+// nil after a cancellation and the first socket error otherwise. A
+// Reflector runs once.
 func (r *Reflector) Run(ctx context.Context) error {
 	defer r.close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(r.conns))
-	for _, c := range r.conns {
+	errs := make(chan error, len(r.socks))
+	for _, k := range r.socks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := r.serve(ctx, c); err != nil && ctx.Err() == nil {
+			if err := r.serve(ctx, k); err != nil && ctx.Err() == nil {
 				errs <- err
 				cancel()
 			}
 		}()
 	}
-	go func() {
-		<-ctx.Done()
-		r.close() // unblocks the workers
-	}()
+	// Wake the workers out of poll(2) when ctx ends; the goroutine is
+	// waited for before the eventfd is closed.
+	stopped, wakeDone := make(chan struct{}), make(chan struct{})
+	defer func() { close(stopped); <-wakeDone }()
+	go func(wake int) {
+		defer close(wakeDone)
+		select {
+		case <-ctx.Done():
+			var one [8]byte
+			one[0], one[7] = 1, 1 // non-zero in either byte order
+			unix.Write(wake, one[:])
+		case <-stopped:
+		}
+	}(r.wake)
 	if r.sessions != nil {
 		go func() {
 			t := time.NewTicker(r.cfg.SessionIdle / 2)
@@ -314,12 +363,9 @@ func (r *Reflector) Run(ctx context.Context) error {
 
 // serve is one worker: recvmmsg a batch, build the replies, stamp T3 once
 // for the batch just before sendmmsg.
-func (r *Reflector) serve(ctx context.Context, c *net.UDPConn) error {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	port := c.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+func (r *Reflector) serve(ctx context.Context, k0 rsock) error {
+	fd, port := uintptr(k0.fd), k0.local.Port()
+	pfds := []unix.PollFd{{Fd: int32(k0.fd)}, {Fd: int32(r.wake), Events: unix.POLLIN}}
 	cr := newCore(&r.cfg, &r.cnt, r.sessions, r.limiter)
 	in := newBatch(r.cfg.Batch, r.cfg.MaxPacket+1)
 	out := newBatch(r.cfg.Batch, r.cfg.MaxPacket+1)
@@ -330,26 +376,27 @@ func (r *Reflector) serve(ctx context.Context, c *net.UDPConn) error {
 	}
 	dsts := make([]netip.AddrPort, r.cfg.Batch)
 	var m rxMeta
+	dirty := len(in.msgs)
 	for ctx.Err() == nil {
-		in.prepRecv()
-		var n int
-		var errno syscall.Errno
-		err := rc.Read(func(fd uintptr) bool {
-			n, errno = mmsg(unix.SYS_RECVMMSG, fd, in.msgs, unix.MSG_DONTWAIT)
-			return errno != unix.EAGAIN && errno != unix.EINTR
-		})
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+		in.prepRecv(dirty)
+		dirty = 0
+		n, errno := mmsg(unix.SYS_RECVMMSG, fd, in.msgs, unix.MSG_DONTWAIT)
+		if errno == 0 {
+			dirty = n
+		}
+		switch errno {
+		case 0:
+		case unix.EAGAIN, unix.EINTR:
+			if !r.wait(pfds, unix.POLLIN) {
 				return nil
 			}
-			return fmt.Errorf("reflector %v: %w", c.LocalAddr(), err)
-		}
-		if errno != 0 {
+			continue
+		default:
 			// Transient (ENOMEM, a queued ICMP error...): a reflector on a
 			// CPE keeps serving; count it and back off a little.
 			r.cnt.inc(cntRecvError)
 			if ce := r.log.Check(zap.DebugLevel, "stamp recvmmsg failed"); ce != nil {
-				ce.Write(zap.Stringer("listen", c.LocalAddr()), zap.Error(errno))
+				ce.Write(zap.Stringer("listen", k0.local), zap.Error(errno))
 			}
 			time.Sleep(time.Millisecond)
 			continue
@@ -390,9 +437,28 @@ func (r *Reflector) serve(ctx context.Context, c *net.UDPConn) error {
 		for i := 0; i < k; i++ {
 			cr.finish(&replies[i], out.bufs[i], t3, ee)
 		}
-		r.send(rc, out, k, dsts)
+		if !r.send(fd, pfds, out, k, dsts) {
+			return nil
+		}
 	}
 	return nil
+}
+
+// wait sleeps in poll(2) until the socket has the events or Run stops;
+// false means stop.
+func (r *Reflector) wait(pfds []unix.PollFd, events int16) bool {
+	pfds[0].Events = events
+	for {
+		pfds[0].Revents, pfds[1].Revents = 0, 0
+		_, err := unix.Poll(pfds, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || pfds[1].Revents != 0 {
+			return false
+		}
+		return true
+	}
 }
 
 // sendReturnPath sends one reply along its Return Path segment list
@@ -419,27 +485,25 @@ func (r *Reflector) sendReturnPath(cr *core, rp *reply, payload []byte, local, p
 
 // send pushes k prepared messages with sendmmsg, skipping (and counting)
 // a message the kernel refuses so one bad peer cannot stall the batch.
-func (r *Reflector) send(rc syscall.RawConn, out *batch, k int, dsts []netip.AddrPort) {
+// false means Run is stopping.
+func (r *Reflector) send(fd uintptr, pfds []unix.PollFd, out *batch, k int, dsts []netip.AddrPort) bool {
 	for off := 0; off < k; {
-		var n int
-		var errno syscall.Errno
-		err := rc.Write(func(fd uintptr) bool {
-			n, errno = mmsg(unix.SYS_SENDMMSG, fd, out.msgs[off:k], 0)
-			return errno != unix.EAGAIN && errno != unix.EINTR
-		})
-		if err != nil {
-			r.cnt[dropSendError].Add(uint64(k - off))
-			return
-		}
-		if errno != 0 || n <= 0 {
+		n, errno := mmsg(unix.SYS_SENDMMSG, fd, out.msgs[off:k], unix.MSG_DONTWAIT)
+		switch {
+		case errno == unix.EAGAIN || errno == unix.EINTR:
+			if !r.wait(pfds, unix.POLLOUT) {
+				return false
+			}
+		case errno != 0 || n <= 0:
 			r.cnt.inc(int(dropSendError))
 			if ce := r.log.Check(zap.DebugLevel, "stamp reply not sent"); ce != nil {
 				ce.Write(zap.Stringer("peer", dsts[off]), zap.Error(errno))
 			}
 			off++
-			continue
+		default:
+			r.cnt[cntReflected].Add(uint64(n))
+			off += n
 		}
-		r.cnt[cntReflected].Add(uint64(n))
-		off += n
 	}
+	return true
 }
