@@ -214,10 +214,21 @@ func New(cfg Config, deps Deps) (*Client, error) {
 			c.trigger(true)
 		})
 	}
+	// A state file that does not parse (flash corruption, a hand edit) must
+	// not keep the CPE from its ACS for good: that piece starts afresh, and
+	// its next write replaces the file.
 	if err := c.loadState(); err != nil {
-		return nil, err
+		if !errors.Is(err, errCorruptState) {
+			return nil, err
+		}
+		c.log.Error("CWMP client state unreadable; starting it afresh (the ACS gets 0 BOOTSTRAP)", zap.Error(err))
+		c.state = clientState{}
 	}
 	ev, err := NewEventStore(deps.Store, "")
+	if errors.Is(err, errCorruptState) {
+		c.log.Error("pending CWMP events unreadable; starting with none", zap.Error(err))
+		ev, err = emptyEventStore(deps.Store, defaultEventsFile), nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cwmpclient: %w", err)
 	}
@@ -244,7 +255,10 @@ func New(cfg Config, deps Deps) (*Client, error) {
 		return nil, fmt.Errorf("cwmpclient: standard objects: %w", err)
 	}
 	if err := c.tree.Load(); err != nil {
-		return nil, fmt.Errorf("cwmpclient: %w", err)
+		if !errors.Is(err, errCorruptState) {
+			return nil, fmt.Errorf("cwmpclient: %w", err)
+		}
+		c.log.Error("CWMP parameter tree state unreadable; starting from defaults", zap.Error(err))
 	}
 	return c, nil
 }
@@ -347,7 +361,7 @@ func (c *Client) loadState() error {
 		return fmt.Errorf("cwmpclient: %w", err)
 	}
 	if err := json.Unmarshal(b, &c.state); err != nil {
-		return fmt.Errorf("cwmpclient: parse %s: %w", clientStateFile, err)
+		return fmt.Errorf("cwmpclient: parse %s: %w: %w", clientStateFile, errCorruptState, err)
 	}
 	return nil
 }
@@ -590,6 +604,9 @@ func (c *Client) bootstrapDue() bool {
 	defer c.mu.Unlock()
 	return url != "" && c.state.BootstrappedURL != url
 }
+
+// errCorruptState marks a persisted file that exists but does not parse.
+var errCorruptState = errors.New("corrupt state file")
 
 // errNoACS: no ACS URL, or EnableCWMP is false; sessions wait for a
 // trigger (events stay pending).

@@ -2,6 +2,7 @@ package cwmpclient
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -298,6 +299,31 @@ func TestClientRestartedWithoutReboot(t *testing.T) {
 	slices.Sort(ev)
 	if want := []string{EventValueChange, EventConnectionRequest}; !slices.Equal(ev, want) {
 		t.Errorf("after a restart: %v, want %v", ev, want)
+	}
+}
+
+// Persisted files that do not parse (flash corruption, a hand edit) must not
+// keep the CPE from its ACS: each starts afresh, the ACS is bootstrapped
+// again, and the files are rewritten whole.
+func TestClientCorruptStateStartsAfresh(t *testing.T) {
+	cwmpschema.Tool(t)
+	store := newMemStore()
+	for _, f := range []string{treeFile, clientStateFile, defaultEventsFile} {
+		store.files[f] = []byte("{\"trunc")
+	}
+	acs := &fakeACS{t: t}
+	h := startClient(t, store, acs, testConfig(), Deps{})
+	h.clk.nextSleep(t)
+	ev, _, _ := acs.informOf(0)
+	slices.Sort(ev)
+	if want := []string{EventBootstrap, EventBoot}; !slices.Equal(ev, want) {
+		t.Errorf("first Inform with corrupt state: %v, want %v", ev, want)
+	}
+	h.stop()
+	for _, f := range []string{clientStateFile, defaultEventsFile} {
+		if b, _ := store.ReadFile(f); !json.Valid(b) {
+			t.Errorf("%s not rewritten: %q", f, b)
+		}
 	}
 }
 

@@ -115,13 +115,18 @@ type eventsState struct {
 	NextID    uint64           `json:"next_id"`
 }
 
+// emptyEventStore holds no events; its first change overwrites file.
+func emptyEventStore(st Store, file string) *EventStore {
+	return &EventStore{store: st, file: file, state: eventsState{Version: eventsFileFormatVersion, NextID: 1}}
+}
+
 // NewEventStore loads the events file (empty means defaultEventsFile); a
 // file that does not exist yet is an empty store.
 func NewEventStore(st Store, file string) (*EventStore, error) {
 	if file == "" {
 		file = defaultEventsFile
 	}
-	s := &EventStore{store: st, file: file, state: eventsState{Version: eventsFileFormatVersion, NextID: 1}}
+	s := emptyEventStore(st, file)
 	data, err := st.ReadFile(file)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -131,10 +136,10 @@ func NewEventStore(st Store, file string) (*EventStore, error) {
 	}
 	var loaded eventsState
 	if err := json.Unmarshal(data, &loaded); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", file, err)
+		return nil, fmt.Errorf("parse %s: %w: %w", file, errCorruptState, err)
 	}
 	if loaded.Version != eventsFileFormatVersion {
-		return nil, fmt.Errorf("%s: format version %d, want %d", file, loaded.Version, eventsFileFormatVersion)
+		return nil, fmt.Errorf("%s: %w: format version %d, want %d", file, errCorruptState, loaded.Version, eventsFileFormatVersion)
 	}
 	if loaded.NextID == 0 {
 		loaded.NextID = 1

@@ -179,7 +179,7 @@ func (t *Tree) Load() error {
 	}
 	var st treeState
 	if err := json.Unmarshal(b, &st); err != nil {
-		return fmt.Errorf("parse parameter tree %s: %w", t.file, err)
+		return fmt.Errorf("parse parameter tree %s: %w: %w", t.file, errCorruptState, err)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
