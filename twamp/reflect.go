@@ -417,8 +417,15 @@ func (c *core) processTLVs(req, pkt []byte, m *rxMeta, rp *reply, sess *session,
 	}
 	if hmacAt >= 0 {
 		// Verified on the request: the reply's TLVs have been filled in.
+		// On failure every TLV gets the I flag (RFC 8972 §4.8).
 		if signer == nil || !verifyTLVMAC(signer, req, base, base+hmacAt) {
-			area[hmacAt] |= FlagI
+			all := NewTLVIter(area)
+			for {
+				if _, ok := all.Next(); !ok {
+					break
+				}
+				area[all.Off] |= FlagI
+			}
 			c.cnt.inc(cntTLVIntegrity)
 		}
 		if signer != nil {
