@@ -309,7 +309,7 @@ func TestBenchMeasurementFloor(t *testing.T) {
 //	go test -run '^$' -bench Reflect -benchmem ./twamp/
 func BenchmarkReflect(b *testing.B) {
 	keys := []PeerKey{{netip.MustParsePrefix("::/0"), testKey}}
-	tlvs := &TLVSet{Location: true, LocationIPv6: true, TimestampInfo: true, ClassOfService: &ClassOfService{DSCP1: 10},
+	tlvs := &TLVSet{Location: true, TimestampInfo: true, ClassOfService: &ClassOfService{DSCP1: 10},
 		DirectMeasurement: true, FollowUpTelemetry: true, HMAC: true}
 	for _, bc := range []struct {
 		name string

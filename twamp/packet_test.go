@@ -156,7 +156,7 @@ func TestTLVSetPutAndSign(t *testing.T) {
 func TestTLVSetRoundTrip(t *testing.T) {
 	cc := ControlCodeReplySameLink
 	set := TLVSet{
-		ExtraPadding: 3, Location: true, LocationIPv6: true, TimestampInfo: true,
+		ExtraPadding: 3, Location: true, TimestampInfo: true,
 		ClassOfService: &ClassOfService{DSCP1: 46}, DirectMeasurement: true,
 		AccessReport: &AccessReport{ID: 2, ReturnCode: 1}, FollowUpTelemetry: true,
 		DestinationNode: netip.MustParseAddr("2001:db8::1"),

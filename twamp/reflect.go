@@ -469,7 +469,9 @@ func scanReturnPath(v []byte) (cc uint32, hasCC, addr bool, segs []byte, ok bool
 }
 
 // fillLocation writes the ports and addresses the reflector saw (RFC 8972
-// §4.2); sub-TLVs it cannot fill (MAC, EUI-64, the other family) get U.
+// §4.2.2): each Source / Destination IP request is answered in place with
+// the IPv4 or IPv6 sub-TLV. MAC requests stay zero (unreported: a UDP
+// socket sees no link-layer header); unknown sub-TLVs get U.
 func (c *core) fillLocation(tlv []byte, m *rxMeta) {
 	v := tlv[tlvHdrLen:]
 	binary.BigEndian.PutUint16(v, m.dst.Port())
@@ -482,17 +484,31 @@ func (c *core) fillLocation(tlv []byte, m *rxMeta) {
 			return
 		}
 		var a netip.Addr
+		v4, v6 := uint8(0), uint8(0)
 		switch uint8(s.Type) {
-		case SubSrcIPv4, SubSrcIPv6:
-			a = m.src.Addr().Unmap()
-		case SubDstIPv4, SubDstIPv6:
-			a = m.dst.Addr().Unmap()
-		}
-		if a.IsValid() && a.BitLen()/8 == len(s.Value) {
-			copy(s.Value, a.AsSlice())
+		case SubSrcIP, SubSrcIPv4, SubSrcIPv6:
+			a, v4, v6 = m.src.Addr().Unmap(), SubSrcIPv4, SubSrcIPv6
+		case SubDstIP, SubDstIPv4, SubDstIPv6:
+			a, v4, v6 = m.dst.Addr().Unmap(), SubDstIPv4, SubDstIPv6
+		case SubSrcMAC, SubSrcEUI48, SubSrcEUI64:
+			continue
+		default:
+			sub[it.Off] |= FlagU
 			continue
 		}
-		sub[it.Off] |= FlagU
+		if !a.IsValid() { // no packet info: leave it unreported
+			continue
+		}
+		clear(s.Value) // lengths were checked: 16 octets
+		if a.Is4() {
+			sub[it.Off+1] = v4
+			a4 := a.As4()
+			copy(s.Value, a4[:])
+		} else {
+			sub[it.Off+1] = v6
+			a16 := a.As16()
+			copy(s.Value, a16[:])
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -203,7 +204,7 @@ func TestReflectStateful(t *testing.T) {
 
 func TestReflectTLVs(t *testing.T) {
 	c := newTestCore(t, ReflectorConfig{Stateful: true, Keys: []PeerKey{{netip.MustParsePrefix("::/0"), testKey}}})
-	set := &TLVSet{ExtraPadding: 8, Location: true, LocationIPv6: true, TimestampInfo: true,
+	set := &TLVSet{ExtraPadding: 8, Location: true, TimestampInfo: true,
 		ClassOfService: &ClassOfService{DSCP1: 10}, DirectMeasurement: true, FollowUpTelemetry: true,
 		DestinationNode: netip.MustParseAddr("2001:db8::1"), HMAC: true}
 	m := testMeta()
@@ -320,7 +321,7 @@ func TestReflectTWAMPLightKeepsPadding(t *testing.T) {
 // The reflector's per-packet path allocates nothing (a count, not a timing).
 func TestReflectNoAllocs(t *testing.T) {
 	c := newTestCore(t, ReflectorConfig{Stateful: true, Keys: []PeerKey{{netip.MustParsePrefix("::/0"), testKey}}})
-	req := senderPacket(t, Unauthenticated, 1, 1, &TLVSet{Location: true, LocationIPv6: true, TimestampInfo: true,
+	req := senderPacket(t, Unauthenticated, 1, 1, &TLVSet{Location: true, TimestampInfo: true,
 		ClassOfService: &ClassOfService{DSCP1: 10}, DirectMeasurement: true, FollowUpTelemetry: true, HMAC: true})
 	out := make([]byte, len(req))
 	m := testMeta()
@@ -475,5 +476,44 @@ func TestReflectReturnPathSRv6(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestReflectLocationSubTLVs(t *testing.T) {
+	v4 := testMeta()
+	v4.src, v4.dst = netip.MustParseAddrPort("192.0.2.2:40000"), netip.MustParseAddrPort("192.0.2.1:862")
+	zero16, zero8 := strings.Repeat("00", 16), strings.Repeat("00", 8)
+	tests := []struct {
+		name string
+		m    *rxMeta
+		tlvs string
+		want string
+	}{
+		{"IPv4 answers with 12 zero octets after the address", v4,
+			"0002002c" + "00000000" + "00070010" + zero16 + "00040010" + zero16,
+			"0002002c" + "035e9c40" + "00080010" + "c0000202" + strings.Repeat("00", 12) + "00050010" + "c0000201" + strings.Repeat("00", 12)},
+		{"MAC unreported, unknown sub-TLV flagged U", testMeta(),
+			"00020014" + "00000000" + "00010008" + zero8 + "00630000",
+			"00020014" + "035e9c40" + "00010008" + zero8 + "80630000"},
+		{"address sub-TLV of the wrong length: malformed", testMeta(),
+			"0002000c" + "00000000" + "00070004" + "00000000",
+			"4002000c" + "00000000" + "00070004" + "00000000"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCore(t, ReflectorConfig{})
+			req := append(senderPacket(t, Unauthenticated, 1, 0, nil), unhex(t, tc.tlvs)...)
+			out, _, reason := reflectOnce(t, c, req, tc.m)
+			if reason != dropNone {
+				t.Fatal(reason)
+			}
+			if got := hex.EncodeToString(out[BaseLen:]); got != tc.want {
+				t.Fatalf("TLVs\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+	l, err := ParseLocation(unhex(t, "035e9c40"+"00080010"+"c0000202"+strings.Repeat("00", 12)+"00050010"+"c0000201"+strings.Repeat("00", 12)))
+	if err != nil || l.Src != v4.src.Addr() || l.Dst != v4.dst.Addr() || l.SrcPort != 40000 || l.DstPort != 862 {
+		t.Fatalf("ParseLocation = %+v, %v", l, err)
 	}
 }

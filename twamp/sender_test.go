@@ -110,7 +110,7 @@ func TestSenderReflectorLoopback(t *testing.T) {
 		{"stateless", ReflectorConfig{}, SenderConfig{}},
 		{"stateful with TLVs", ReflectorConfig{Stateful: true, Keys: []PeerKey{{netip.MustParsePrefix("::1/128"), key}}},
 			SenderConfig{StatefulReflector: true, SSID: 77, Key: key, Padding: 100,
-				TLVs: TLVSet{Location: true, LocationIPv6: true, TimestampInfo: true, DirectMeasurement: true,
+				TLVs: TLVSet{Location: true, TimestampInfo: true, DirectMeasurement: true,
 					FollowUpTelemetry: true, ClassOfService: &ClassOfService{DSCP1: 46}, HMAC: true}}},
 		{"authenticated PTP", ReflectorConfig{Mode: Authenticated, Timestamp: FormatPTP, Keys: []PeerKey{{netip.MustParsePrefix("::/0"), key}}},
 			SenderConfig{Mode: Authenticated, Key: key, Timestamp: FormatPTP, ClocksSynced: true}},

@@ -44,17 +44,36 @@ const (
 	lenLocationMin       = 4
 )
 
-// Location sub-TLV types (RFC 8972 §4.2; IANA "STAMP Sub-TLV Types").
+// Location sub-TLV types (RFC 8972 §4.2.1). A Session-Sender asks with
+// the generic types (Source MAC, Destination IP, Source IP) and zeroed
+// values; the Session-Reflector answers in place with the specific type.
+// MAC-family values are 8 octets, address-family values 16 (an IPv4
+// address is followed by 12 zero octets).
 const (
 	SubSrcMAC   uint8 = 1
-	SubDstMAC   uint8 = 2
+	SubSrcEUI48 uint8 = 2
 	SubSrcEUI64 uint8 = 3
-	SubDstEUI64 uint8 = 4
-	SubSrcIPv4  uint8 = 5
-	SubDstIPv4  uint8 = 6
-	SubSrcIPv6  uint8 = 7
-	SubDstIPv6  uint8 = 8
+	SubDstIP    uint8 = 4
+	SubDstIPv4  uint8 = 5
+	SubDstIPv6  uint8 = 6
+	SubSrcIP    uint8 = 7
+	SubSrcIPv4  uint8 = 8
+	SubSrcIPv6  uint8 = 9
+
+	lenSubMAC  = 8
+	lenSubAddr = 16
 )
+
+// locationSubLen is the value length of a Location sub-TLV type, or -1.
+func locationSubLen(t uint8) int {
+	switch {
+	case t >= SubSrcMAC && t <= SubSrcEUI64:
+		return lenSubMAC
+	case t >= SubDstIP && t <= SubSrcIPv6:
+		return lenSubAddr
+	}
+	return -1
+}
 
 // Return Path sub-TLV types (RFC 9503 §5).
 const (
@@ -161,13 +180,28 @@ func wellFormed(t TLV) bool {
 	}
 	switch t.Type {
 	case TLVLocation:
-		return len(t.Value) >= lenLocationMin && subTLVsWellFormed(t.Value[lenLocationMin:])
+		return len(t.Value) >= lenLocationMin && locationWellFormed(t.Value[lenLocationMin:])
 	case TLVDestinationNodeAddress:
 		return len(t.Value) == 4 || len(t.Value) == 16
 	case TLVReturnPath:
 		return len(t.Value) >= tlvHdrLen && subTLVsWellFormed(t.Value)
 	}
 	return true
+}
+
+// locationWellFormed checks the sub-TLV structure and the length of every
+// known sub-TLV type.
+func locationWellFormed(b []byte) bool {
+	it := NewTLVIter(b)
+	for {
+		s, ok := it.Next()
+		if !ok {
+			return true
+		}
+		if n := locationSubLen(uint8(s.Type)); it.Malformed || n >= 0 && len(s.Value) != n {
+			return false
+		}
+	}
 }
 
 func subTLVsWellFormed(b []byte) bool {
@@ -300,13 +334,18 @@ func ParseLocation(v []byte) (Location, error) {
 		if it.Malformed {
 			return l, fmt.Errorf("location TLV: sub-TLV %d at %d truncated", s.Type, it.Off)
 		}
-		if a, ok := netip.AddrFromSlice(s.Value); ok {
-			switch uint8(s.Type) {
-			case SubSrcIPv4, SubSrcIPv6:
-				l.Src = a
-			case SubDstIPv4, SubDstIPv6:
-				l.Dst = a
-			}
+		if len(s.Value) != lenSubAddr {
+			continue
+		}
+		switch uint8(s.Type) {
+		case SubSrcIPv4:
+			l.Src = netip.AddrFrom4([4]byte(s.Value[:4]))
+		case SubSrcIPv6:
+			l.Src = netip.AddrFrom16([16]byte(s.Value))
+		case SubDstIPv4:
+			l.Dst = netip.AddrFrom4([4]byte(s.Value[:4]))
+		case SubDstIPv6:
+			l.Dst = netip.AddrFrom16([16]byte(s.Value))
 		}
 	}
 	return l, nil
@@ -401,8 +440,6 @@ type TLVSet struct {
 	DestinationNode   netip.Addr
 	ReturnPath        *ReturnPath
 	HMAC              bool
-	// LocationIPv6 selects IPv6 address sub-TLVs in the Location TLV.
-	LocationIPv6 bool
 }
 
 // Len is the number of octets the TLVs take.
@@ -441,12 +478,8 @@ func (s *TLVSet) Len() int {
 	return n
 }
 
-func (s *TLVSet) locationLen() int {
-	if s.LocationIPv6 {
-		return lenLocationMin + 2*(tlvHdrLen+16)
-	}
-	return lenLocationMin + 2*(tlvHdrLen+4)
-}
+// locationLen: ports, then generic Source IP and Destination IP requests.
+func (s *TLVSet) locationLen() int { return lenLocationMin + 2*(tlvHdrLen+lenSubAddr) }
 
 // Put writes the TLVs into b (len(b) ≥ s.Len()) with the values a sender
 // sends: zeroed fields the reflector fills, the sender's own counters.
@@ -460,12 +493,8 @@ func (s *TLVSet) Put(b []byte, txCount uint32) int {
 	}
 	if s.Location {
 		v := putTLVHeader(b[off:], TLVLocation, s.locationLen())
-		st, dt, al := SubSrcIPv4, SubDstIPv4, 4
-		if s.LocationIPv6 {
-			st, dt, al = SubSrcIPv6, SubDstIPv6, 16
-		}
-		putTLVHeader(v[lenLocationMin:], TLVType(st), al)
-		putTLVHeader(v[lenLocationMin+tlvHdrLen+al:], TLVType(dt), al)
+		putTLVHeader(v[lenLocationMin:], TLVType(SubSrcIP), lenSubAddr)
+		putTLVHeader(v[lenLocationMin+tlvHdrLen+lenSubAddr:], TLVType(SubDstIP), lenSubAddr)
 		off += tlvHdrLen + len(v)
 	}
 	if s.TimestampInfo {

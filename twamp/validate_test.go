@@ -213,9 +213,10 @@ func TestScapySenderAgainstReflector(t *testing.T) {
 		for _, tlv := range rp.TLVs {
 			byType[tlv.Type], flags[tlv.Type] = tlv.Value, tlv.Flags
 		}
-		// Location: ports filled (dst 862 = 0x035e, src 40001 = 0x9c41),
-		// then source and destination IPv6 sub-TLVs.
-		if want := "035e9c41" + "00070010" + "fd000001000000000000000000000001" + "00080010" + "fd000001000000000000000000000002"; byType[2] != want {
+		// Location: ports filled (dst 862 = 0x035e, src 40001 = 0x9c41); the
+		// Source IP (7) and Destination IP (4) requests answered as Source
+		// IPv6 (9) and Destination IPv6 (6).
+		if want := "035e9c41" + "00090010" + "fd000001000000000000000000000001" + "00060010" + "fd000001000000000000000000000002"; byType[2] != want {
 			t.Errorf("location %s, want %s", byType[2], want)
 		}
 		if flags[200] != 0x80 || byType[200] != "cafe" {

@@ -4,7 +4,7 @@
 Usage: scapy_sender.py DST PORT COUNT SSID
 
 Sends COUNT unauthenticated Session-Sender packets with SSID and TLVs (Extra
-Padding, Location with IPv6 address sub-TLVs, Class of Service, and an
+Padding, Location asking for the Source and Destination IP, Class of Service, and an
 unassigned type 200) from [fd00:1::1]:40001 with DSCP 46, then prints one
 JSON line per reflected packet as scapy dissects it.
 """
@@ -42,8 +42,8 @@ def tlv(typ, value):
 def sender_packet(seq, ssid):
     tlvs = [
         tlv(1, b"\x00" * 20),                                   # Extra Padding
-        tlv(2, b"\x00" * 4 + bytes([0, 7, 0, 16]) + b"\x00" * 16  # Location:
-            + bytes([0, 8, 0, 16]) + b"\x00" * 16),              # src/dst IPv6
+        tlv(2, b"\x00" * 4 + bytes([0, 7, 0, 16]) + b"\x00" * 16  # Location: Source
+            + bytes([0, 4, 0, 16]) + b"\x00" * 16),              # and Destination IP
         tlv(4, bytes([46 << 2, 0, 0, 0])),                       # CoS DSCP1=46
         tlv(200, b"\xca\xfe"),                                   # unassigned
     ]
