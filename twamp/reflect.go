@@ -387,7 +387,8 @@ func (c *core) processTLVs(req, pkt []byte, m *rxMeta, rp *reply, sess *session,
 				v[12] = StampSWLocal
 			}
 		case TLVDestinationNodeAddress:
-			if a, _ := netip.AddrFromSlice(v); a.Unmap() != m.dst.Addr().Unmap() {
+			a, _ := netip.AddrFromSlice(v)
+			if a = a.Unmap(); a != m.dst.Addr().Unmap() && (c.cfg.IsLocal == nil || !c.cfg.IsLocal(a)) {
 				area[at] |= FlagU
 			}
 		case TLVReturnPath:

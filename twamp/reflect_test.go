@@ -479,6 +479,26 @@ func TestReflectReturnPathSRv6(t *testing.T) {
 	}
 }
 
+func TestReflectDestinationNodeAddress(t *testing.T) {
+	other := netip.MustParseAddr("2001:db8::99")
+	for _, tc := range []struct {
+		name    string
+		isLocal func(netip.Addr) bool
+		addr    netip.Addr
+		flags   uint8
+	}{
+		{"probed address", nil, netip.MustParseAddr("2001:db8::1"), 0},
+		{"foreign address", nil, other, FlagU},
+		{"another local address", func(a netip.Addr) bool { return a == other }, other, 0},
+	} {
+		c := newTestCore(t, ReflectorConfig{IsLocal: tc.isLocal})
+		out, _, _ := reflectOnce(t, c, senderPacket(t, Unauthenticated, 1, 0, &TLVSet{DestinationNode: tc.addr}), testMeta())
+		if out[BaseLen] != tc.flags {
+			t.Errorf("%s: flags %#x, want %#x", tc.name, out[BaseLen], tc.flags)
+		}
+	}
+}
+
 func TestReflectLocationSubTLVs(t *testing.T) {
 	v4 := testMeta()
 	v4.src, v4.dst = netip.MustParseAddrPort("192.0.2.2:40000"), netip.MustParseAddrPort("192.0.2.1:862")

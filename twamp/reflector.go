@@ -52,6 +52,11 @@ type ReflectorConfig struct {
 	// CAP_NET_RAW. Off, the TLV comes back with U set and the reply goes
 	// straight back. A Return Address (a third party) is never honoured.
 	ReturnPathSRv6 bool
+	// IsLocal reports whether an address belongs to this node, for the
+	// Destination Node Address TLV (RFC 9503 §4): a TLV naming neither the
+	// probed address nor a local one comes back with U set. Nil: only the
+	// probed address counts. Called per such TLV; it must be cheap.
+	IsLocal func(netip.Addr) bool
 	// TWAMPLight serves RFC 5357 TWAMP Light senders: requests from 41
 	// octets, the octets after the base packet are padding, not TLVs.
 	TWAMPLight bool
