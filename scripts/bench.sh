@@ -21,3 +21,7 @@ bench -bench 'BenchmarkGPVWholeTree|BenchmarkSession$|BenchmarkSessionTransport'
 
 section "bgp: 10,000 VPNv4 routes learned (direct, through FRR), receiver RSS"
 bench -bench 'Learn10k|ReceiverRSS' -benchtime 5x ./bgp/
+
+section "stamp: reflector throughput vs a C recvmmsg reflector (goal >= 0.95x); RTT floor at 1 kpps over veth, idle and with two CPU hogs (goal p99 <= 40 us)"
+SRV6CPE_BENCH=1 go test -count=1 -run '^TestBench' -v ./twamp/ | grep -Ev '^(=== RUN|PASS|ok )' || true
+bench -bench 'BenchmarkReflect' -benchmem ./twamp/
