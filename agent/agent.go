@@ -251,6 +251,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	cwmpDone := a.cwmp.start(wctx, a.cfg)
 	defer func() { cancel(); <-cwmpDone }()
+	ctlDone := a.startControl(wctx, a.cfg.ControlSocket)
+	defer func() { cancel(); <-ctlDone }()
 	prefixes := make(chan board.PrefixChange)
 	watchDone := make(chan error, 1)
 	go func() { watchDone <- a.src.Watch(wctx, prefixes) }()

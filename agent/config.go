@@ -36,6 +36,10 @@ type Config struct {
 	BGP *bgp.Config `yaml:"bgp"`
 	// ACS configures the CWMP (TR-069) client; no acs.url runs none.
 	ACS ACSConfig `yaml:"acs"`
+	// ControlSocket is the unix socket of the control API srv6cpectl
+	// talks to (see DefaultControlSocket); empty serves none. Read at
+	// start: a change takes a restart.
+	ControlSocket string `yaml:"control_socket"`
 }
 
 // Prefix source kinds of WANConfig.PrefixSource.
@@ -312,6 +316,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateRemote()...)
 	errs = append(errs, c.ACS.validate()...)
 	errs = append(errs, c.validateBGP()...)
+	errs = append(errs, c.validateControl()...)
 	return errors.Join(errs...)
 }
 
