@@ -2,7 +2,7 @@
 // SIDs from the delegated IPv6 prefix and keeps them programmed in the
 // kernel.
 //
-//	srv6cpe --config /etc/srv6cpe.yaml [--state-dir DIR] [--log-level LEVEL] [--acs-url URL]
+//	srv6cpe --config /etc/srv6cpe.yaml [--state-dir DIR] [--log-level LEVEL] [--acs-url URL] [--control-socket PATH]
 //
 // With an ACS URL (acs.url in the file, or --acs-url) it runs the TR-069
 // client: it Informs the ACS at start and serves its requests.
@@ -57,6 +57,7 @@ func main() {
 // flags are the command line; the overrides apply to every (re)load.
 type flags struct {
 	config, stateDir, logLevel, acsURL string
+	controlSocket                      string
 }
 
 func (f flags) load() (agent.Config, error) {
@@ -72,6 +73,12 @@ func (f flags) load() (agent.Config, error) {
 	}
 	if f.acsURL != "" {
 		cfg.ACS.URL = f.acsURL
+	}
+	if f.controlSocket != "" {
+		cfg.ControlSocket = f.controlSocket
+	}
+	if cfg.ControlSocket == "" {
+		cfg.ControlSocket = agent.DefaultControlSocket
 	}
 	// The overrides must be valid too.
 	if err := cfg.Validate(); err != nil {
@@ -93,6 +100,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.stateDir, "state-dir", "", "state `DIR` (overrides state_dir)")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (overrides log_level)")
 	fs.StringVar(&f.acsURL, "acs-url", "", "TR-069 ACS `URL` (overrides acs.url)")
+	fs.StringVar(&f.controlSocket, "control-socket", "", "unix socket `PATH` srv6cpectl talks to (overrides control_socket; default "+agent.DefaultControlSocket+")")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
