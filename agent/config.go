@@ -40,6 +40,8 @@ type Config struct {
 	// talks to (see DefaultControlSocket); empty serves none. Read at
 	// start: a change takes a restart.
 	ControlSocket string `yaml:"control_socket"`
+	// Paths are the dynamic paths (binding SIDs) of Q.Suppl.79 §8.4.
+	Paths PathsConfig `yaml:"paths"`
 }
 
 // Prefix source kinds of WANConfig.PrefixSource.
@@ -316,6 +318,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateRemote()...)
 	errs = append(errs, c.ACS.validate()...)
 	errs = append(errs, c.validateBGP()...)
+	errs = append(errs, c.validatePaths()...)
 	errs = append(errs, c.validateControl()...)
 	return errors.Join(errs...)
 }

@@ -179,6 +179,7 @@ func desiredState(cfg Config, d srv6.Derivation, caps dataplane.Capabilities, im
 		}
 		out.Encaps = append(out.Encaps, e)
 	}
+	out.BSIDs = pathBSIDs(&cfg, d, caps)
 	learned, _ := importedEncaps(cfg, d, vrf, imported)
 	out.Encaps = append(out.Encaps, learned...)
 	// The dataplane's own check, so a reload is refused before any Apply.
