@@ -4,6 +4,7 @@ go 1.25.0
 
 require (
 	github.com/beevik/etree v1.5.1 // indirect
+	github.com/cilium/ebpf v0.17.3 // indirect
 	github.com/dgryski/go-farm v0.0.0-20240924180020-3414d57e47da // indirect
 	github.com/eapache/channels v1.1.0 // indirect
 	github.com/eapache/queue v1.1.0 // indirect
