@@ -377,3 +377,28 @@ func equalStrings(x, y map[string]string) bool {
 	}
 	return true
 }
+
+// The lab's configs (scripts/lab.sh) load and derive what the lab expects.
+func TestLabExamples(t *testing.T) {
+	for i, prefix := range []string{"2001:db8:1200::/40", "2001:db8:2200::/40"} {
+		path := "../examples/lab/cpe" + string(rune('1'+i)) + ".yaml"
+		cfg, err := LoadConfig(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.BGP == nil || len(cfg.BGP.Neighbors) != 1 || len(importsFor(cfg)) != 2 {
+			t.Errorf("%s: bgp %+v, imports %+v", path, cfg.BGP, importsFor(cfg))
+		}
+		d, err := derive(cfg, p(prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := desiredState(cfg, d, noVRF)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ex := exportsFor(cfg, d, want, d.Prefix.Addr().Next()); len(ex) != 2 || bgp.NewFake().SetExports(ex) != nil {
+			t.Errorf("%s: exports %+v", path, ex)
+		}
+	}
+}
