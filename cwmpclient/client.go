@@ -114,6 +114,10 @@ type Deps struct {
 	// reset. The events a reboot drops stay pending, no 1 BOOT is added,
 	// and the first session runs only when an event is pending.
 	Restarted bool
+	// OnInformResponse, when set, is called after every InformResponse
+	// with the elements it carries besides MaxEnvelopes (nil when none),
+	// e.g. Q.Suppl.79's ConnectionStatus.
+	OnInformResponse func(extra map[string]string)
 }
 
 const (
@@ -680,6 +684,9 @@ func (c *Client) session(ctx context.Context) error {
 		},
 		requests:        c.cpeRequests(bootstrap),
 		exchangeTimeout: c.cfg.ExchangeTimeout,
+	}
+	if f := c.deps.OnInformResponse; f != nil {
+		plan.informResponse = func(r InformResponse) { f(r.Extra) }
 	}
 	if plan.exchangeTimeout <= 0 {
 		plan.exchangeTimeout = 2 * time.Minute

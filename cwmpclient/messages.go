@@ -190,8 +190,13 @@ type CancelTransfer struct{ CommandKey string }
 
 // ---- responses ----
 
-// InformResponse is the ACS's answer to Inform.
-type InformResponse struct{ MaxEnvelopes uint32 }
+// InformResponse is the ACS's answer to Inform. Extra holds the text of
+// any other child element by its local name: an SD-WAN controller puts its
+// registration result there (Q.Suppl.79 §8.1 ConnectionStatus).
+type InformResponse struct {
+	MaxEnvelopes uint32
+	Extra        map[string]string
+}
 
 // TransferCompleteResponse is the ACS's answer to TransferComplete.
 type TransferCompleteResponse struct{}

@@ -37,6 +37,8 @@ type sessionPlan struct {
 	requests []cpeRequest
 	// informed runs once the InformResponse arrived (events delivered).
 	informed func()
+	// informResponse, when set, is handed the InformResponse after informed.
+	informResponse func(InformResponse)
 	// exchangeTimeout bounds one POST and its answer (0: only ctx).
 	exchangeTimeout time.Duration
 }
@@ -94,6 +96,7 @@ func runSession(ctx context.Context, c conn, d *Dispatcher, plan sessionPlan, lo
 	if err != nil {
 		return fmt.Errorf("inform response (HTTP %d): %w", status, err)
 	}
+	ir, ok := env.Msg.(InformResponse)
 	switch m := env.Msg.(type) {
 	case InformResponse:
 	case *Fault:
@@ -106,6 +109,9 @@ func runSession(ctx context.Context, c conn, d *Dispatcher, plan sessionPlan, lo
 	}
 	if plan.informed != nil {
 		plan.informed()
+	}
+	if ok && plan.informResponse != nil {
+		plan.informResponse(ir)
 	}
 	hold := env.HoldRequests
 	queue := plan.requests

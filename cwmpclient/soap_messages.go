@@ -206,7 +206,16 @@ func decodeMessage(m *etree.Element) (Message, error) {
 		return decodeFault(m), nil
 	case "InformResponse":
 		n, err := uintArg(m, "MaxEnvelopes", false)
-		return InformResponse{MaxEnvelopes: n}, err
+		r := InformResponse{MaxEnvelopes: n}
+		for _, c := range m.ChildElements() {
+			if c.Tag != "MaxEnvelopes" && len(c.ChildElements()) == 0 {
+				if r.Extra == nil {
+					r.Extra = map[string]string{}
+				}
+				r.Extra[c.Tag] = text(c)
+			}
+		}
+		return r, err
 	case "TransferCompleteResponse":
 		return TransferCompleteResponse{}, nil
 	case "AutonomousTransferCompleteResponse":
