@@ -54,8 +54,7 @@ type options struct {
 	applyTimeout time.Duration
 	resync       time.Duration
 	now          func() time.Time
-	bgp          BGPFactory
-	peerPoll     time.Duration
+	bgp          bgpOptions
 	cwmp         cwmpOptions
 }
 
@@ -121,6 +120,7 @@ type Agent struct {
 	applied    dataplane.Desired // the last state applied without error
 	bgp        bgpSide           // the BGP speaker and what it was handed
 	cwmp       *cwmpSide         // the CWMP client; its own goroutine
+	model      *srv6Model        // the SRv6 configuration the controller sets (cwmpsrv6.go)
 }
 
 type reloadRequest struct {
@@ -144,8 +144,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		applyTimeout: DefaultApplyTimeout,
 		resync:       DefaultResync,
 		now:          time.Now,
-		bgp:          newSpeaker,
-		peerPoll:     DefaultPeerPoll,
+		bgp:          defaultBGPOptions(),
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -153,8 +152,11 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	if o.retryMin <= 0 || o.retryMax < o.retryMin {
 		return nil, fmt.Errorf("agent: retry backoff %s..%s is not a valid range", o.retryMin, o.retryMax)
 	}
-	if o.resync <= 0 || o.applyTimeout <= 0 || o.peerPoll <= 0 {
-		return nil, fmt.Errorf("agent: resync %s, apply timeout %s and peer poll %s must be positive", o.resync, o.applyTimeout, o.peerPoll)
+	if o.resync <= 0 || o.applyTimeout <= 0 {
+		return nil, fmt.Errorf("agent: resync %s and apply timeout %s must be positive", o.resync, o.applyTimeout)
+	}
+	if err := o.bgp.check(); err != nil {
+		return nil, err
 	}
 	a := &Agent{
 		log:          o.log,
@@ -169,7 +171,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		reloads:      make(chan reloadRequest),
 		stopped:      make(chan struct{}),
 		cfg:          cfg,
-		bgp:          bgpSide{factory: o.bgp, log: o.log.Named("bgp"), poll: o.peerPoll},
+		bgp:          bgpSide{opts: o.bgp, log: o.log.Named("bgp")},
 	}
 	var err error
 	if a.state == nil {
@@ -189,6 +191,9 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		a.dp, a.owned = k, k
 	}
 	a.caps = a.dp.Capabilities()
+	a.model = newSRv6Model(a, a.state, a.caps, a.log.Named("srv6model"))
+	cfg = a.model.start(cfg) // the controller's configuration over the file's
+	a.cfg = cfg
 	if err := checkKernel(cfg, a.caps); err != nil {
 		// The probe's notes say why a capability is missing (e.g. "network
 		// is down" when loopback is not up yet).
@@ -224,6 +229,7 @@ func (a *Agent) Status() Status {
 // Reload waits for Run to pick the request up.
 func (a *Agent) Reload(cfg Config) error {
 	cfg.SetDefaults()
+	cfg = a.model.effective(cfg) // the controller's configuration over the file's
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("reload rejected: %w", err)
 	}
@@ -308,9 +314,10 @@ func (a *Agent) Run(ctx context.Context) error {
 				continue
 			}
 		case <-a.bgp.pollC():
-			a.pollPeers()
-			a.publish()
-			continue
+			if !a.pollPeers() {
+				a.publish()
+				continue
+			}
 		case <-retryC:
 		case <-resync.C:
 			if retryC != nil {
@@ -444,6 +451,7 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 	var want dataplane.Desired
 	if err == nil {
 		want, err = desiredState(a.cfg, d, a.caps, a.bgp.learned...)
+		want.Encaps = a.withStale(want.Encaps)
 	}
 	if err != nil {
 		// Nothing to retry until the prefix or the config changes; the

@@ -20,6 +20,12 @@ const (
 	// DefaultPeerPoll is how often the peers' session state is read into
 	// the status.
 	DefaultPeerPoll = time.Second
+	// DefaultBGPSettle and DefaultBGPSettleMax: after the speaker starts,
+	// the encap routes already in the kernel (from before a restart) stay
+	// until every neighbour has been up for DefaultBGPSettle, so the table
+	// can arrive again, or until DefaultBGPSettleMax has passed.
+	DefaultBGPSettle    = 3 * time.Second
+	DefaultBGPSettleMax = 60 * time.Second
 	// bgpRestartDelay is the wait before a speaker that failed to start
 	// (say, its listen address is not there yet) is started again.
 	bgpRestartDelay = 5 * time.Second
@@ -30,10 +36,33 @@ type BGPFactory func(cfg bgp.Config, log *zap.Logger) (bgp.Service, error)
 
 // WithBGP replaces how the agent builds its BGP speaker (tests pass a
 // bgp.Fake). It is used only when the config has a bgp section.
-func WithBGP(f BGPFactory) Option { return func(o *options) { o.bgp = f } }
+func WithBGP(f BGPFactory) Option { return func(o *options) { o.bgp.factory = f } }
 
 // WithPeerPoll sets how often the BGP peers' state is read into the status.
-func WithPeerPoll(d time.Duration) Option { return func(o *options) { o.peerPoll = d } }
+func WithPeerPoll(d time.Duration) Option { return func(o *options) { o.bgp.poll = d } }
+
+// WithBGPSettle sets how long the encap routes from before a (re)start are
+// kept: until every neighbour has been up for hold, at most limit.
+func WithBGPSettle(hold, limit time.Duration) Option {
+	return func(o *options) { o.bgp.settle, o.bgp.settleMax = hold, limit }
+}
+
+type bgpOptions struct {
+	factory           BGPFactory
+	poll              time.Duration
+	settle, settleMax time.Duration
+}
+
+func defaultBGPOptions() bgpOptions {
+	return bgpOptions{factory: newSpeaker, poll: DefaultPeerPoll, settle: DefaultBGPSettle, settleMax: DefaultBGPSettleMax}
+}
+
+func (o bgpOptions) check() error {
+	if o.factory == nil || o.poll <= 0 || o.settle < 0 || o.settleMax < o.settle {
+		return fmt.Errorf("agent: bgp peer poll %s must be positive and settle %s..%s a range", o.poll, o.settle, o.settleMax)
+	}
+	return nil
+}
 
 func newSpeaker(cfg bgp.Config, log *zap.Logger) (bgp.Service, error) {
 	return bgp.New(cfg, log)
@@ -42,9 +71,8 @@ func newSpeaker(cfg bgp.Config, log *zap.Logger) (bgp.Service, error) {
 // bgpSide is the agent's BGP speaker and what the agent last handed it. It
 // belongs to Run's goroutine, except that the speaker runs on its own.
 type bgpSide struct {
-	factory BGPFactory
-	log     *zap.Logger
-	poll    time.Duration
+	opts bgpOptions
+	log  *zap.Logger
 
 	cfg     *bgp.Config // the running speaker's config; nil = none runs
 	svc     bgp.Service
@@ -53,6 +81,13 @@ type bgpSide struct {
 	routes  <-chan []bgp.Route // the speaker's Watch; nil without a speaker
 	ticker  *time.Ticker
 	learned []bgp.Route // the last set Watch delivered
+
+	// stale are the encap routes the kernel held when the speaker started,
+	// kept until it has settled (see DefaultBGPSettle); started is when it
+	// started, upSince since when every neighbour is up.
+	stale   []dataplane.EncapRoute
+	started time.Time
+	upSince time.Time
 
 	exports    []bgp.Export
 	exportsSet bool
@@ -100,7 +135,7 @@ func (a *Agent) syncBGP(ctx context.Context) error {
 
 func (a *Agent) startBGP(ctx context.Context, cfg bgp.Config) error {
 	b := &a.bgp
-	svc, err := b.factory(cfg, b.log)
+	svc, err := b.opts.factory(cfg, b.log)
 	if err != nil {
 		return fmt.Errorf("bgp: %w", err)
 	}
@@ -111,7 +146,9 @@ func (a *Agent) startBGP(ctx context.Context, cfg bgp.Config) error {
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	b.cfg, b.svc, b.cancel, b.done = &c, svc, cancel, make(chan struct{})
 	b.routes = svc.Watch(sctx)
-	b.ticker = time.NewTicker(b.poll)
+	b.ticker = time.NewTicker(b.opts.poll)
+	b.started, b.upSince = time.Now(), time.Time{}
+	b.stale = a.installedLearned(ctx)
 	a.setStatus(func(s *Status) {
 		s.BGP = &BGPStatus{LocalAS: cfg.LocalAS, RouterID: cfg.RouterID, Peers: peerStatuses(svc.Peers(), nil, a.now())}
 	})
@@ -151,7 +188,7 @@ func (a *Agent) stopBGP() {
 	b.cancel()
 	<-b.done
 	b.ticker.Stop()
-	*b = bgpSide{factory: b.factory, log: b.log, poll: b.poll}
+	*b = bgpSide{opts: b.opts, log: b.log}
 	a.setStatus(func(s *Status) { s.BGP = nil })
 }
 
@@ -168,18 +205,91 @@ func (a *Agent) onRoutes(routes []bgp.Route, ok bool) bool {
 	return true
 }
 
-// pollPeers reads the peers' session state into the status.
-func (a *Agent) pollPeers() {
-	if a.bgp.svc == nil {
-		return
+// pollPeers reads the peers' session state into the status. It reports
+// whether the dataplane must be recomputed: the speaker has settled and the
+// routes kept from before its start go.
+func (a *Agent) pollPeers() bool {
+	b := &a.bgp
+	if b.svc == nil {
+		return false
 	}
-	ps := a.bgp.svc.Peers()
+	ps := b.svc.Peers()
 	now := a.now()
 	a.setStatus(func(s *Status) {
 		if s.BGP != nil {
 			s.BGP.Peers = peerStatuses(ps, s.BGP.Peers, now)
 		}
 	})
+	if b.stale == nil {
+		return false
+	}
+	up := true
+	for _, p := range ps {
+		up = up && p.State == bgp.StateEstablished
+	}
+	switch {
+	case !up:
+		b.upSince = time.Time{}
+	case b.upSince.IsZero():
+		b.upSince = time.Now()
+	}
+	settled := up && time.Since(b.upSince) >= b.opts.settle
+	if !settled && time.Since(b.started) < b.opts.settleMax {
+		return false
+	}
+	a.log.Info("bgp settled: encap routes from before the start now follow BGP alone",
+		zap.Int("kept_until_now", len(b.stale)), zap.Bool("all_neighbours_up", up))
+	b.stale = nil
+	return true
+}
+
+// installedLearned reads the encap routes the kernel holds that the config
+// does not make (learned by an earlier run or an earlier speaker), to keep
+// them while the speaker learns the table again. nil if there are none or
+// the dataplane cannot tell.
+func (a *Agent) installedLearned(ctx context.Context) []dataplane.EncapRoute {
+	r, ok := a.dp.(interface {
+		Installed(context.Context) (dataplane.Desired, error)
+	})
+	if !ok {
+		return nil
+	}
+	ictx, cancel := context.WithTimeout(ctx, a.applyTimeout)
+	defer cancel()
+	inst, err := r.Installed(ictx)
+	if err != nil {
+		a.log.Warn("cannot read the installed encap routes; learned routes are re-learned from scratch", zap.Error(err))
+		return nil
+	}
+	static := staticEncapKeys(a.cfg, useVRF(a.caps))
+	var out []dataplane.EncapRoute
+	for _, e := range inst.Encaps {
+		if !static[encapKey{e.Table, e.Prefix}] {
+			out = append(out, e)
+		}
+	}
+	if len(out) > 0 {
+		a.log.Info("keeping the installed encap routes until BGP has settled", zap.Int("routes", len(out)))
+	}
+	return out
+}
+
+// withStale adds the routes kept from before the speaker's start to the
+// desired encap routes, where nothing else routes their prefix.
+func (a *Agent) withStale(encaps []dataplane.EncapRoute) []dataplane.EncapRoute {
+	if len(a.bgp.stale) == 0 {
+		return encaps
+	}
+	have := make(map[encapKey]bool, len(encaps))
+	for _, e := range encaps {
+		have[encapKey{e.Table, e.Prefix}] = true
+	}
+	for _, e := range a.bgp.stale {
+		if !have[encapKey{e.Table, e.Prefix}] {
+			encaps = append(encaps, e)
+		}
+	}
+	return encaps
 }
 
 // peerStatuses converts the speaker's peer states. The time a session came

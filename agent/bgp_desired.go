@@ -46,14 +46,7 @@ func importedEncaps(cfg Config, d srv6.Derivation, vrf bool, imported []bgp.Rout
 		mode = dataplane.EncapRed
 	}
 
-	static := map[encapKey]bool{}
-	for _, r := range cfg.Remote {
-		t := r.Table
-		if r.VRF != "" && vrf {
-			t = tables[r.VRF]
-		}
-		static[encapKey{t, r.Prefix.Masked()}] = true
-	}
+	static := staticEncapKeys(cfg, vrf)
 	var lans []netip.Prefix
 	for _, s := range cfg.Services {
 		lans = append(lans, s.LANPrefixes...)
@@ -150,6 +143,20 @@ func importedEncaps(cfg Config, d srv6.Derivation, vrf bool, imported []bgp.Rout
 		})
 	}
 	return out, skipped
+}
+
+// staticEncapKeys is where the config's remote routes go.
+func staticEncapKeys(cfg Config, vrf bool) map[encapKey]bool {
+	tables := cfg.vrfTables()
+	static := map[encapKey]bool{}
+	for _, r := range cfg.Remote {
+		t := r.Table
+		if r.VRF != "" && vrf {
+			t = tables[r.VRF]
+		}
+		static[encapKey{t, r.Prefix.Masked()}] = true
+	}
+	return static
 }
 
 // placementOf says which table (and VRF) a route imported by the service

@@ -234,7 +234,7 @@ func TestAgentBGP(t *testing.T) {
 	}
 	dp := dataplane.NewFake(noVRF)
 	cfg := mustConfig(t, bgpConfig)
-	h := start(t, cfg, noVRF, t.TempDir(), WithDataplane(dp), WithBGP(factory), WithPeerPoll(10*time.Millisecond))
+	h := start(t, cfg, noVRF, t.TempDir(), WithDataplane(dp), WithBGP(factory), WithPeerPoll(10*time.Millisecond), WithBGPSettle(50*time.Millisecond, time.Second))
 
 	h.src.send(t, "2001:db8:1200::/40", "2001:db8:1200::1")
 	h.waitStatus(func(s Status) bool { return s.State == StateApplied && s.BGP != nil && s.BGP.Exported == 2 })
@@ -400,5 +400,50 @@ func TestLabExamples(t *testing.T) {
 		if ex := exportsFor(cfg, d, want, d.Prefix.Addr().Next()); len(ex) != 2 || bgp.NewFake().SetExports(ex) != nil {
 			t.Errorf("%s: exports %+v", path, ex)
 		}
+	}
+}
+
+// After a restart the encap routes learned by the previous run stay in the
+// kernel until BGP has settled (every neighbour up for the settle time):
+// the table is not flushed while the sessions come back. A route learned
+// meanwhile takes over its prefix at once.
+func TestAgentBGPKeepsInstalledUntilSettled(t *testing.T) {
+	fb := bgp.NewFake()
+	fb.SetPeers([]bgp.PeerState{{Address: a("2001:db8:ff::1"), State: bgp.StateActive}})
+	dp := dataplane.NewFake(noVRF)
+	dp.SetWANInterface("wan0")
+	old := func(prefix, sid string) dataplane.EncapRoute {
+		return dataplane.EncapRoute{Prefix: p(prefix), Segments: []netip.Addr{a(sid)}, Dev: "wan0"}
+	}
+	if err := dp.Seed(dataplane.Desired{Encaps: []dataplane.EncapRoute{
+		old("192.168.2.0/24", "2001:db8:2205:4::"), old("192.168.3.0/24", "2001:db8:3305:4::"),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, mustConfig(t, bgpConfig), noVRF, t.TempDir(), WithDataplane(dp),
+		WithBGP(func(bgp.Config, *zap.Logger) (bgp.Service, error) { return fb, nil }),
+		WithPeerPoll(10*time.Millisecond), WithBGPSettle(300*time.Millisecond, 10*time.Second))
+	h.src.send(t, "2001:db8:1200::/40", "2001:db8:1200::1")
+	h.waitStatus(func(s Status) bool { return s.State == StateApplied })
+	has := func(sub string) bool {
+		return slices.ContainsFunc(dp.Routes(), func(r string) bool { return strings.Contains(r, sub) })
+	}
+	if !has("192.168.2.0/24 encap seg6 mode encap segs [ 2001:db8:2205:4:: ]") || !has("192.168.3.0/24") {
+		t.Fatalf("the installed encap routes went before BGP settled: %q", dp.Routes())
+	}
+	// Learned again, with a new SID: it takes over.
+	if err := fb.SetRemoteRoutes([]bgp.RemoteRoute{{RD: "65000:2", RTs: []string{"65000:100"}, Prefix: p("192.168.2.0/24"),
+		SID: a("2001:db8:4405:4::"), Behavior: srv6.EndDT4, NextHop: a("2001:db8:4400::1")}}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitStatus(func(Status) bool { return has("192.168.2.0/24 encap seg6 mode encap segs [ 2001:db8:4405:4:: ]") })
+	time.Sleep(400 * time.Millisecond) // longer than the settle time, but the neighbour is not up
+	if !has("192.168.3.0/24") {
+		t.Fatalf("a kept route went while the neighbour was down: %q", dp.Routes())
+	}
+	fb.SetPeers([]bgp.PeerState{{Address: a("2001:db8:ff::1"), State: bgp.StateEstablished}})
+	h.waitStatus(func(Status) bool { return !has("192.168.3.0/24") })
+	if !has("192.168.2.0/24 encap seg6 mode encap segs [ 2001:db8:4405:4:: ]") {
+		t.Errorf("the learned route went with the kept ones: %q", dp.Routes())
 	}
 }
