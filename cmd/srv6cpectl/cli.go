@@ -18,9 +18,9 @@ const (
 
 const prog = "srv6cpectl"
 
-// command is a node of the command tree: a group ("sid") holds subcommands,
-// a leaf ("sid derive") runs. New commands ("status", "routes", "bgp") slot
-// in as new entries of commandTree.
+// command is a node of the command tree: a group holds subcommands, a leaf
+// ("sid derive") runs. A group with flags ("sid") also runs itself when no
+// subcommand follows.
 type command struct {
 	name     string
 	summary  string // one line for the command list
@@ -44,12 +44,63 @@ var commandTree = &command{
 	name: prog,
 	subs: []*command{
 		{
-			name:    "sid",
-			summary: "SRv6 SID planning",
+			name:     "status",
+			summary:  "the agent's state: prefix, locator, capabilities, fallback, last apply",
+			synopsis: "[--json] [--socket PATH]",
+			flags:    daemonCommand(view{path: pathStatus, human: renderStatus}),
+		},
+		{
+			name:     "sid",
+			summary:  "the locator and service SIDs the agent derived",
+			synopsis: "[--json] [--socket PATH]",
+			flags:    daemonCommand(view{path: pathStatus, human: renderSIDs, asJSON: sidJSON}),
 			subs: []*command{
 				sidDeriveCommand,
 			},
 		},
+		{
+			name:     "routes",
+			summary:  "the routes the dataplane holds in the kernel (its own route protocol only)",
+			synopsis: "[--json] [--socket PATH]",
+			flags:    daemonCommand(view{path: pathRoutes, human: renderRoutes}),
+		},
+		{
+			name:     "bgp",
+			summary:  "BGP peers and the VPN routes exported and imported",
+			synopsis: "[--json] [--socket PATH]",
+			flags:    daemonCommand(view{path: pathBGP, human: renderBGP}),
+		},
+		{
+			name:     "stamp",
+			summary:  "STAMP sessions, metrics and notifications",
+			synopsis: "[--json] [--socket PATH]",
+			flags:    daemonCommand(view{path: pathSTAMP, human: renderFeature("stamp")}),
+		},
+		{
+			name:     "paths",
+			summary:  "dynamic SRv6 paths",
+			synopsis: "[--json] [--socket PATH]",
+			flags:    daemonCommand(view{path: pathPaths, human: renderFeature("paths")}),
+		},
+		{
+			name:     "policy",
+			summary:  "the SRv6 policy selector's state",
+			synopsis: "[--json] [--socket PATH]",
+			flags:    daemonCommand(view{path: pathPolicy, human: renderFeature("policy")}),
+		},
+		{
+			name:     "cwmp",
+			summary:  "the CWMP client: ACS, pending Inform events, transfers",
+			synopsis: "[--json] [--socket PATH]",
+			flags:    daemonCommand(view{path: pathCWMP, human: renderCWMP}),
+		},
+		{
+			name:     "refresh",
+			summary:  "make the agent re-read the delegated prefix (OpenWrt hotplug)",
+			synopsis: "[--json] [--socket PATH]",
+			flags:    daemonCommand(view{method: "POST", path: pathRefresh, human: renderRefresh}),
+		},
+		openwrtConfigCommand,
 		{
 			name:     "help",
 			summary:  "show help for a command",
@@ -67,6 +118,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if errors.As(err, &ue) {
 			code, hint = exitUsage, fmt.Sprintf(" (see '%s')", strings.Join(append([]string{prog, "help"}, path[1:]...), " "))
 		}
+		var down daemonDown
+		if errors.As(err, &down) {
+			path = path[:1] // no command can work: the message is the program's
+		}
 		fmt.Fprintf(stderr, "%s: %s%s\n", strings.Join(path, " "), oneLine(err.Error()), hint)
 		return code
 	}
@@ -81,7 +136,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	node, path, rest := resolve(args)
-	if len(node.subs) > 0 { // a group: its subcommand is missing or unknown
+	runsItself := node.flags != nil && (len(rest) == 0 || strings.HasPrefix(rest[0], "-") && !isHelpFlag(rest[0]))
+	if len(node.subs) > 0 && !runsItself { // a group: its subcommand is missing or unknown
 		if len(rest) == 0 {
 			return fail(path, usagef("missing command"))
 		}
@@ -145,6 +201,14 @@ func oneLine(s string) string {
 // commands under it for a group.
 func writeUsage(w io.Writer, node *command, path []string) {
 	name := strings.Join(path, " ")
+	if len(node.subs) > 0 && node.flags != nil { // a group that runs itself
+		writeLeafUsage(w, node, name, fmt.Sprintf("       %s <command> [arguments]\n", name))
+		fmt.Fprintf(w, "\ncommands:\n")
+		for _, line := range listCommands(node, nil) {
+			fmt.Fprintln(w, line)
+		}
+		return
+	}
 	if len(node.subs) > 0 {
 		if node == commandTree {
 			fmt.Fprintf(w, "%s is the operator CLI of the srv6cpe SRv6 CPE agent.\n\n", prog)
@@ -156,7 +220,13 @@ func writeUsage(w io.Writer, node *command, path []string) {
 		fmt.Fprintf(w, "\nRun '%s help <command>' for details.\n", prog)
 		return
 	}
-	fmt.Fprintf(w, "usage: %s %s\n\n%s%s.\n", name, node.synopsis, strings.ToUpper(node.summary[:1]), node.summary[1:])
+	writeLeafUsage(w, node, name, "")
+}
+
+// writeLeafUsage prints a runnable command's synopsis (and more usage
+// lines) and flags.
+func writeLeafUsage(w io.Writer, node *command, name, more string) {
+	fmt.Fprintf(w, "usage: %s %s\n%s\n%s%s.\n", name, node.synopsis, more, strings.ToUpper(node.summary[:1]), node.summary[1:])
 	if node.flags == nil {
 		return
 	}
@@ -172,6 +242,9 @@ func listCommands(c *command, prefix []string) []string {
 	var lines []string
 	for _, s := range c.subs {
 		p := append(append([]string(nil), prefix...), s.name)
+		if len(s.subs) > 0 && s.flags != nil {
+			lines = append(lines, fmt.Sprintf("  %-14s %s", strings.Join(p, " "), s.summary))
+		}
 		if len(s.subs) > 0 {
 			lines = append(lines, listCommands(s, p)...)
 			continue
