@@ -232,6 +232,8 @@ func (s *cwmpSide) newClient(c cwmpConfig) (*cwmpclient.Client, error) {
 		Logger:     s.log,
 		Boot:       systemBoot(),
 		Restarted:  restarted,
+		// §8.1: the InformResponse registers the CPE with the controller.
+		OnInformResponse: s.a.model.onInformResponse,
 	}
 	if cfg.ConnectionRequestHost == "" {
 		deps.ConnectionRequestHost = s.wanAddress
@@ -247,7 +249,7 @@ func (s *cwmpSide) newClient(c cwmpConfig) (*cwmpclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := registerSRv6(cl.Tree(), s.a.Status); err != nil {
+	if err := s.a.model.register(cl); err != nil {
 		return nil, fmt.Errorf("SRv6 objects: %w", err)
 	}
 	if cfg.URL != st.ConfigURL {
