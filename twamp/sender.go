@@ -68,6 +68,10 @@ type SenderConfig struct {
 	StatefulReflector bool
 	// ClocksSynced enables one-way delays (T2−T1, T4−T3).
 	ClocksSynced bool
+	// EndTSF says the last SID of a loopback session is an End.TSF SID:
+	// the far node writes T2 into the probe (see tsf.go). With
+	// ClocksSynced, stamped replies give one-way delays (T2−T1, T4−T2).
+	EndTSF bool
 	// Timestamp format of T1 (NTP default), TAIOffset for PTP (default:
 	// the kernel's TAI offset, else 37 s).
 	Timestamp TimestampFormat
@@ -115,6 +119,9 @@ func (c *SenderConfig) normalize() error {
 		if err := checkSegments(c.Segments); err != nil {
 			return fmt.Errorf("sender %q: %w", c.Name, err)
 		}
+	}
+	if c.EndTSF && !c.Loopback {
+		return fmt.Errorf("sender %q: End.TSF needs loopback mode", c.Name)
 	}
 	if c.Loopback && c.Mode == Authenticated {
 		return fmt.Errorf("sender %q: loopback mode is unauthenticated (no reflector holds a key)", c.Name)
@@ -700,6 +707,9 @@ func (s *Sender) handle(b []byte, t4 time.Time, from netip.AddrPort) {
 				sm.Forward, sm.Backward, sm.OneWay = fwd, bwd, true
 			}
 		}
+	}
+	if s.cfg.EndTSF && s.cfg.ClocksSynced {
+		tsfOneWay(b, mode, s.cfg.TAIOffset, t1, t4, &sm)
 	}
 	if sm.RTT < 0 || sm.RTT > s.cfg.Timeout {
 		s.discard()
