@@ -249,7 +249,7 @@ func (s *cwmpSide) newClient(c cwmpConfig) (*cwmpclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.a.model.register(cl); err != nil {
+	if err := s.a.model.register(cl.Tree()); err != nil {
 		return nil, fmt.Errorf("SRv6 objects: %w", err)
 	}
 	if cfg.URL != st.ConfigURL {

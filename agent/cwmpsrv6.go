@@ -77,12 +77,11 @@ var appendixAliases = [][2]string{
 	{"ErrorDetails", pathTable + "1.ErrorDetails"},
 }
 
-// register adds Device.X_ITU-INT_SRv6. to cl's tree: the model's
+// register adds Device.X_ITU-INT_SRv6. to the client's tree t: the model's
 // configuration (writable, applied atomically through the agent), what
 // the agent derived and installed (read-only), the Appendix I aliases, and
 // the registration state fed by the InformResponse.
-func (m *srv6Model) register(cl *cwmpclient.Client) error {
-	t := cl.Tree()
+func (m *srv6Model) register(t *cwmpclient.Tree) error {
 	var errs []error
 	reg := func(name string, p cwmpclient.Param) { errs = append(errs, t.Register(SRv6Object+name, p)) }
 	regObj := func(name string, o cwmpclient.Object) { errs = append(errs, t.RegisterObject(SRv6Object+name, o)) }
@@ -825,8 +824,14 @@ func (c *srv6Committer) Rollback(cwmpclient.Values, []cwmpclient.Change) {
 	c.prev = nil
 }
 
+// spvFault is a 9003 with one entry per parameter; its string repeats
+// them, for an ACS that shows only the FaultString.
 func spvFault(f []cwmpclient.SPVFault) error {
-	return &cwmpclient.Fault{Code: cwmpclient.FaultInvalidArguments, String: "Invalid arguments", SPV: f}
+	parts := make([]string, len(f))
+	for i, e := range f {
+		parts[i] = e.Name + ": " + e.String
+	}
+	return &cwmpclient.Fault{Code: cwmpclient.FaultInvalidArguments, String: "Invalid arguments: " + strings.Join(parts, "; "), SPV: f}
 }
 
 // set applies one change to the model.
@@ -932,7 +937,7 @@ func attribute(err error, refs []changeRef, cand modelState) []cwmpclient.SPVFau
 				} else {
 					after = strings.TrimPrefix(after, ".")
 				}
-				if c := strings.IndexAny(after, ":. "); c >= 0 {
+				if c := strings.IndexAny(after, ":. ["); c >= 0 {
 					field = fieldKeys[after[:c]]
 				}
 			}
