@@ -20,6 +20,8 @@
 // segment list (an SRH set on the socket with IPV6_RTHDR, see SenderConfig
 // for why), or in enhanced loopback mode (outer IPv6 + SRH + inner IPv6
 // back to the sender through a raw socket; the far end only decapsulates).
+// With EndTSF the far node stamps T2 into the probe (twamp/endtsf), and the
+// loopback session reports one-way forward and backward delays too.
 // Metrics per window and per session; jitter is the mean absolute IPDV of
 // RFC 5481 over consecutive packets.
 //

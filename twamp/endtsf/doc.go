@@ -28,5 +28,6 @@
 // falls back to plain loopback.
 //
 // Use: Probe once; New; SetSIDs and SetInterfaces whenever the wanted
-// state changes (level-triggered); SyncClock after time sync; Close.
+// state changes (level-triggered); Run(ctx) keeps the clock correction
+// current; Close.
 package endtsf

@@ -325,3 +325,44 @@ func FuzzProgram(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkProgram is the cost the stamper adds to every packet of a link,
+// against an anchor program that only returns TCX_NEXT, in the same run
+// (BPF_PROG_TEST_RUN, no syscall per packet). A probe is stamped only once
+// (its T2 octets are then non-zero), so the stamping path itself is timed
+// by the netns test, not here.
+func BenchmarkProgram(b *testing.B) {
+	needBPF(b)
+	s := loadStamper(b, SID{Addr: tsfSID})
+	anchor, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "Apache-2.0",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, tcxNext), asm.Return()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer anchor.Close()
+	plain := make([]byte, 14+40+8+44) // IPv6 UDP, no SRH
+	binary.BigEndian.PutUint16(plain[12:], 0x86dd)
+	plain[14], plain[14+6] = 0x60, 17
+	binary.BigEndian.PutUint16(plain[14+4:], 8+44)
+	other := defaultProbe()
+	other.dst = otherSID
+	otherFrame, _ := other.frame()
+	const n = 200_000
+	per := func(p *ebpf.Program, in []byte) time.Duration {
+		_, d, err := p.Benchmark(in, n, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return d
+	}
+	for i := 0; i < b.N; i++ {
+		base := per(anchor, plain)
+		pl := per(s.progs[14], plain)
+		sr := per(s.progs[14], otherFrame)
+		b.ReportMetric(float64(base.Nanoseconds()), "anchor-ns/pkt")
+		b.ReportMetric(float64(pl.Nanoseconds()), "plain-ipv6-ns/pkt")
+		b.ReportMetric(float64(sr.Nanoseconds()), "srv6-other-sid-ns/pkt")
+		b.ReportMetric(float64(pl)/float64(max(base, 1)), "plain/anchor")
+		b.ReportMetric(float64(sr)/float64(max(base, 1)), "srv6/anchor")
+	}
+}

@@ -1,6 +1,7 @@
 package endtsf
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -98,6 +99,27 @@ func (s *Stamper) SyncClock() error {
 		return fmt.Errorf("end.tsf: clock correction %v: %w", c, err)
 	}
 	return nil
+}
+
+// ClockRefresh is how often Run refreshes the clock correction.
+const ClockRefresh = time.Minute
+
+// Run keeps the clock correction current (a time daemon sets the kernel's
+// TAI offset once, when it first syncs) until ctx ends. Failures are
+// logged; T2 keeps the last correction.
+func (s *Stamper) Run(ctx context.Context) {
+	t := time.NewTicker(ClockRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.SyncClock(); err != nil {
+				s.log.Warn("end.tsf clock correction not refreshed", zap.Error(err))
+			}
+		}
+	}
 }
 
 // SetSIDs makes the program stamp exactly these SIDs.
