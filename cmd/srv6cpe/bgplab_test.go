@@ -281,16 +281,20 @@ func (l *bgpLab) start(c *bgpCPE) {
 		tb.Fatal(err)
 	}
 	logf.Close()
-	c.done = make(chan error, 1)
-	go func() { c.done <- c.cmd.Wait() }()
+	cmd, done := c.cmd, make(chan error, 1)
+	c.done = done
+	go func() { done <- cmd.Wait() }()
 	tb.Cleanup(func() {
-		if c.cmd.ProcessState == nil {
-			_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			done <- err
+		default:
+			_ = cmd.Process.Signal(syscall.SIGTERM)
 			select {
-			case <-c.done:
+			case err := <-done:
+				done <- err
 			case <-time.After(5 * time.Second):
-				_ = c.cmd.Process.Kill()
-				<-c.done
+				_ = cmd.Process.Kill()
 			}
 		}
 		if tb.Failed() {
@@ -298,6 +302,23 @@ func (l *bgpLab) start(c *bgpCPE) {
 			tb.Logf("c%d daemon log (tail):\n%s", c.i, tail(b, 8000))
 		}
 	})
+}
+
+// stop sends SIGTERM to the CPE's daemon and waits for it to exit.
+func (c *bgpCPE) stop(tb testing.TB) {
+	tb.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		tb.Fatal(err)
+	}
+	select {
+	case err := <-c.done:
+		c.done <- err
+		if err != nil {
+			tb.Fatalf("c%d: srv6cpe exited with %v after SIGTERM", c.i, err)
+		}
+	case <-time.After(10 * time.Second):
+		tb.Fatalf("c%d: srv6cpe did not exit within 10s of SIGTERM", c.i)
+	}
 }
 
 func tail(b []byte, n int) []byte {

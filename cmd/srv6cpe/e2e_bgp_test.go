@@ -48,7 +48,7 @@ func TestBGPL3VPNEndToEnd(t *testing.T) {
 	want2 := []string{"192.168.1.0/24 -> " + sid1["vpn4"].String(), lanPrefix6(1) + "/64 -> " + sid1["vpn6"].String()}
 	waitEncaps(t, c1.ns, want1, 20*time.Second)
 	waitEncaps(t, c2.ns, want2, 20*time.Second)
-	st := c1.status()
+	st := c1.waitStatus(t, "the status counting the routes", 5*time.Second, func(s agent.Status) bool { return s.BGP != nil && s.BGP.Installed == 2 })
 	t.Logf("cpe1: %d prefixes exported, %d routes imported, %d installed; fallback %q", st.BGP.Exported, st.BGP.Imported, st.BGP.Installed, st.Fallback)
 
 	// Traffic lan1 <-> lan2, captured on the transit link to cpe2.
@@ -128,6 +128,34 @@ func TestBGPL3VPNEndToEnd(t *testing.T) {
 			t.Errorf("ping %s after renumbering: %v\n%s", dst, err, out)
 		}
 	}
+
+	// Restart cpe2: the learned routes stay in its kernel while its session
+	// comes back (the agent keeps them until BGP has settled). The other
+	// direction is cpe1's: FRR withdraws cpe2's routes when its session
+	// ends (no BGP graceful restart), so lan1 -> lan2 pauses until cpe2
+	// advertises again; the test reports for how many probes.
+	c2.stop(t)
+	if got := encapRoutes(t, c2.ns); len(got) != 2 {
+		t.Fatalf("cpe2's encap routes after SIGTERM: %q, want both left in place", got)
+	}
+	l.start(c2)
+	restart := time.Now()
+	var gaps, lost, probes int
+	for time.Since(restart) < 5*time.Second {
+		probes++
+		if r := encapRoutes(t, c2.ns); len(r) != 2 {
+			gaps++
+			t.Errorf("%s after cpe2's restart: its encap routes are %q, want both kept", time.Since(restart).Round(time.Millisecond), r)
+		}
+		if echo.roundTrip("192.168.2.2", 1, 200*time.Millisecond) != nil {
+			lost++
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st2 := c2.waitStatus(t, "the BGP session back after the restart", 20*time.Second, established)
+	waitEncaps(t, c2.ns, []string{"192.168.1.0/24 -> " + newSID4.String(), lanPrefix6(1) + "/64 -> " + newSID6.String()}, 10*time.Second)
+	t.Logf("cpe2 restarted: its 2 encap routes present in all %d probes over 5s (%d missing); lan1 -> lan2 UDP lost in %d probes (cpe1 without cpe2's routes until its session is back, up since %s)",
+		probes, gaps, lost, st2.BGP.Peers[0].EstablishedAt.Format(time.RFC3339))
 }
 
 func applied(s agent.Status) bool { return s.State == agent.StateApplied && len(s.SIDs) > 0 }
