@@ -232,6 +232,18 @@ func TestEndTSFOverSRv6(t *testing.T) {
 	t.Logf("End.TSF a→b(End)→c(End.DX6 + tcx stamp)→b→a: RTT p50 %v, forward p50 %v (min %v max %v), backward p50 %v (min %v max %v); |fwd+bwd−RTT| ≤ %v",
 		m.RTT.P50, m.Forward.P50, m.Forward.Min, m.Forward.Max, m.Backward.P50, m.Backward.Min, m.Backward.Max, worst)
 
+	t.Run("detached", func(t *testing.T) {
+		// Level-triggered: an empty set detaches, an unknown name is named.
+		var err error
+		inNS(t, c, func() { err = st.SetInterfaces([]string{"tsnone"}) })
+		if err == nil || !strings.Contains(err.Error(), `"tsnone"`) {
+			t.Fatalf("unknown interface: %v", err)
+		}
+		m, _ := loopSession(t, a)
+		if m.Received != 50 || m.Forward.Count != 0 {
+			t.Fatalf("after detaching: %+v", m)
+		}
+	})
 	if _, err := exec.LookPath("tshark"); err != nil {
 		t.Log("no tshark: capture not decoded")
 		return

@@ -2,6 +2,7 @@ package endtsf
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"net/netip"
@@ -234,6 +235,20 @@ func TestSetSIDsLevelTriggered(t *testing.T) {
 		if err := s.SetSIDs(bad); err == nil {
 			t.Fatalf("SetSIDs(%v) accepted", bad)
 		}
+	}
+}
+
+func TestRunStops(t *testing.T) {
+	needBPF(t)
+	s := loadStamper(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not stop with its context")
 	}
 }
 
