@@ -29,6 +29,8 @@ const (
 	// bgpRestartDelay is the wait before a speaker that failed to start
 	// (say, its listen address is not there yet) is started again.
 	bgpRestartDelay = 5 * time.Second
+	// bgpStopTimeout bounds the wait for a stopping speaker.
+	bgpStopTimeout = 10 * time.Second
 )
 
 // BGPFactory builds the speaker for a bgp section; the default is bgp.New.
@@ -91,6 +93,7 @@ type bgpSide struct {
 
 	exports    []bgp.Export
 	exportsSet bool
+	exportErr  string // the last export problem, in the status until solved
 	imports    []bgp.ImportPolicy
 	importsSet bool
 }
@@ -186,7 +189,12 @@ func (a *Agent) stopBGP() {
 		return
 	}
 	b.cancel()
-	<-b.done
+	select {
+	case <-b.done:
+	case <-time.After(bgpStopTimeout):
+		// GoBGP should stop at once; if not, do not hold the agent up.
+		a.log.Warn("bgp speaker did not stop in time; going on without it", zap.Duration("waited", bgpStopTimeout))
+	}
 	b.ticker.Stop()
 	*b = bgpSide{opts: b.opts, log: b.log}
 	a.setStatus(func(s *Status) { s.BGP = nil })
@@ -354,6 +362,9 @@ func (a *Agent) exportBGP(d *srv6.Derivation, want dataplane.Desired, wanAddr ne
 	if problem != "" {
 		a.log.Warn("bgp export problem", zap.String("problem", problem))
 	}
+	// LastError also carries the speaker's start failures: clear only ours.
+	solved := b.exportErr != "" && problem == ""
+	b.exportErr = problem
 	a.setStatus(func(s *Status) {
 		if s.BGP == nil {
 			return
@@ -362,7 +373,9 @@ func (a *Agent) exportBGP(d *srv6.Derivation, want dataplane.Desired, wanAddr ne
 		for _, e := range b.exports {
 			s.BGP.Exported += len(e.Prefixes)
 		}
-		s.BGP.LastError = problem
+		if problem != "" || solved {
+			s.BGP.LastError = problem
+		}
 	})
 }
 

@@ -447,3 +447,19 @@ func TestAgentBGPKeepsInstalledUntilSettled(t *testing.T) {
 		t.Errorf("the learned route went with the kept ones: %q", dp.Routes())
 	}
 }
+
+// Without a WAN address (a static prefix without static_address) there is
+// no next hop to advertise: nothing is exported and the status says why.
+func TestAgentBGPNoNextHop(t *testing.T) {
+	fb := bgp.NewFake()
+	h := start(t, mustConfig(t, bgpConfig), noVRF, t.TempDir(), WithDataplane(dataplane.NewFake(noVRF)),
+		WithBGP(func(bgp.Config, *zap.Logger) (bgp.Service, error) { return fb, nil }))
+	h.src.send(t, "2001:db8:1200::/40", "")
+	st := h.waitStatus(func(s Status) bool { return s.State == StateApplied && s.BGP != nil && s.BGP.LastError != "" })
+	if !strings.Contains(st.BGP.LastError, "no WAN IPv6 address") || st.BGP.Exported != 0 || len(fb.Exports()) != 0 {
+		t.Errorf("status bgp = %+v, exports %+v", st.BGP, fb.Exports())
+	}
+	// The address arrives: exported, and the problem is gone.
+	h.src.send(t, "2001:db8:1200::/40", "2001:db8:1200::1")
+	h.waitStatus(func(s Status) bool { return s.BGP.Exported == 2 && s.BGP.LastError == "" })
+}
