@@ -355,7 +355,7 @@ var serviceFields = []serviceField{
 				b, _ := parseServiceBehavior(v)
 				v = b.String()
 			}
-			s.Config.Behavior = v
+			s.Config.Behavior, s.AutoBehavior = v, v == ""
 			return nil
 		}},
 	{name: "VPNInstance", get: func(s modelService) string { return s.Config.VRF }, check: func(v string) error {
@@ -1015,6 +1015,7 @@ func (m *srv6Model) syncInstances(t *cwmpclient.Tree) error {
 	defer func() { m.mu.Lock(); m.syncing = false; m.mu.Unlock() }()
 
 	st, _ := m.snapshot()
+	st = st.clone()
 	var errs []error
 	sync := func(table string, insts []*uint32, adopt func(uint32)) {
 		have := t.Instances(table)

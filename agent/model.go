@@ -50,6 +50,9 @@ type modelService struct {
 	// that is no VPN (End).
 	Type   string        `json:"type,omitempty"`
 	Config ServiceConfig `json:"config"`
+	// AutoBehavior: the CPE picks the behaviour (from the LAN families)
+	// until the controller sets one.
+	AutoBehavior bool `json:"auto_behavior,omitempty"`
 	// The tunnel as the controller describes it: recorded and reported.
 	EndSID      string `json:"end_sid,omitempty"`
 	TunnelID    string `json:"tunnel_id,omitempty"`
@@ -71,10 +74,6 @@ func (st modelState) clone() modelState {
 	b, _ := json.Marshal(st)
 	var c modelState
 	_ = json.Unmarshal(b, &c)
-	if c.SRv6.Extension != nil {
-		e := *c.SRv6.Extension
-		c.SRv6.Extension = &e
-	}
 	return c
 }
 
@@ -151,8 +150,8 @@ func (st *modelState) fillDefaults(caps dataplane.Capabilities) {
 		if !s.complete() {
 			continue
 		}
-		if s.Config.Behavior == "" && s.Type == ServiceL3VPN {
-			s.Config.Behavior = defaultVPNBehavior(s.Config, caps).String()
+		if s.Type == ServiceL3VPN && (s.Config.Behavior == "" || s.AutoBehavior) {
+			s.Config.Behavior, s.AutoBehavior = defaultVPNBehavior(s.Config, caps).String(), true
 		}
 		if s.Config.VRF != "" && s.Config.Table == 0 {
 			t, ok := tables[s.Config.VRF]
@@ -274,11 +273,12 @@ func (m *srv6Model) save(st modelState) error {
 	return m.state.WriteFile(OverlayFile, append(b, '\n'))
 }
 
-// snapshot returns the model and the file config under the lock.
+// snapshot returns the model and the file config. The model is replaced,
+// never changed in place: callers share it read-only and clone it to edit.
 func (m *srv6Model) snapshot() (modelState, Config) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.st.clone(), m.base
+	return m.st, m.base
 }
 
 // check validates cand as the whole configuration: the agent's own rules,
