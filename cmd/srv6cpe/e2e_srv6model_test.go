@@ -138,7 +138,9 @@ func TestDaemonSRv6Model(t *testing.T) {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			lines := routeLines(t, ns)
-			hasSID := slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, sid+" ") && (strings.Contains(l, "End.DT6") || strings.Contains(l, "End.DX6")) })
+			hasSID := slices.ContainsFunc(lines, func(l string) bool {
+				return strings.HasPrefix(l, sid+" ") && (strings.Contains(l, "End.DT6") || strings.Contains(l, "End.DX6"))
+			})
 			hasBSID := slices.ContainsFunc(lines, func(l string) bool {
 				return strings.HasPrefix(l, bsid+" ") && strings.Contains(l, "End.B6.Encaps") &&
 					strings.Contains(l, "2001:db8:2200::1") && strings.Contains(l, "2001:db8:22ff:ffff:10::")
