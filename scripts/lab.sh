@@ -267,6 +267,8 @@ up() {
 	build
 	topology
 	start_rr
+	sleep 0.3
+	lab_pid rr bgpd >/dev/null || die "FRR's bgpd exited at once: $(tail -n 3 "$RUN/rr/bgpd.out" "$RUN/rr/bgpd.log" 2>/dev/null)"
 	for ns in "${CPES[@]}"; do
 		start_cpe "$ns"
 	done
