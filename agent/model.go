@@ -90,7 +90,8 @@ func serviceType(behavior string) string {
 }
 
 // stateFromConfig mirrors the file's sections, keeping the instance
-// numbers of prev by position.
+// numbers of prev by position. A file entry beyond prev's gets its
+// instance when the CWMP client next registers the model.
 func stateFromConfig(c Config, prev modelState) modelState {
 	st := modelState{SRv6: c.SRv6}
 	for i, s := range c.Services {
@@ -106,6 +107,18 @@ func stateFromConfig(c Config, prev modelState) modelState {
 			mp.Inst = prev.Paths[i].Inst
 		}
 		st.Paths = append(st.Paths, mp)
+	}
+	// Instances the file no longer fills stay, empty, so that the numbers
+	// the ACS knows keep meaning the same entries.
+	for _, s := range prev.Services[min(len(c.Services), len(prev.Services)):] {
+		if s.Inst != 0 {
+			st.Services = append(st.Services, modelService{Inst: s.Inst, TunnelEncap: tunnelSRH})
+		}
+	}
+	for _, p := range prev.Paths[min(len(c.Paths.List), len(prev.Paths)):] {
+		if p.Inst != 0 {
+			st.Paths = append(st.Paths, modelPath{Inst: p.Inst})
+		}
 	}
 	return st
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -452,5 +454,91 @@ func TestCommitterFaultsPerParameter(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestFillDefaults(t *testing.T) {
+	p := netip.MustParsePrefix
+	st := modelState{Services: []modelService{
+		{Inst: 1, Type: "End", Config: ServiceConfig{Name: "end", Behavior: "End", Function: 1}},
+		{Inst: 2, Type: ServiceL3VPN, Config: ServiceConfig{Name: "v4", VRF: "blue", LANPrefixes: []netip.Prefix{p("192.0.2.0/24")}}},
+		{Inst: 3, Type: ServiceL3VPN, Config: ServiceConfig{Name: "v6", VRF: "blue", LANPrefixes: []netip.Prefix{p("2001:db8:1::/64")}}},
+		{Inst: 4, Type: ServiceL3VPN, Config: ServiceConfig{Name: "both", VRF: "red", LANPrefixes: []netip.Prefix{p("192.0.2.0/24"), p("2001:db8:1::/64")}}},
+		{Inst: 5, Type: ServiceL3VPN, Config: ServiceConfig{Name: "mine", Behavior: "End.DX6", Function: 3}},
+		{Inst: 6, Config: ServiceConfig{Name: "incomplete"}},
+	}}
+	withoutVRF := st.clone()
+	st.fillDefaults(withVRF)
+	withoutVRF.fillDefaults(noVRF)
+	type want struct {
+		behavior string
+		table    int
+		function Function
+	}
+	for i, w := range []want{{"End", 0, 1}, {"End.DT4", 1000, 2}, {"End.DT6", 1000, 4}, {"End.DT46", 1001, 5}, {"End.DX6", 0, 3}, {"", 0, 0}} {
+		s := st.Services[i].Config
+		if s.Behavior != w.behavior || s.Table != w.table || s.Function != w.function {
+			t.Errorf("%s: behaviour %q table %d function %d, want %q %d %d", s.Name, s.Behavior, s.Table, s.Function, w.behavior, w.table, w.function)
+		}
+	}
+	if b := withoutVRF.Services[3].Config.Behavior; b != "End.DT6" {
+		t.Errorf("IPv4+IPv6 LANs without VRF support: %s, want End.DT6 (End.DT46 needs a VRF)", b)
+	}
+	// An automatic behaviour follows the LAN prefixes; a chosen one stays.
+	st.Services[1].Config.LANPrefixes = []netip.Prefix{p("2001:db8:2::/64")}
+	st.Services[4].Config.LANPrefixes = []netip.Prefix{p("2001:db8:3::/64")}
+	st.fillDefaults(withVRF)
+	if b, mine := st.Services[1].Config.Behavior, st.Services[4].Config.Behavior; b != "End.DT6" || mine != "End.DX6" {
+		t.Errorf("after new LAN prefixes: automatic %s (want End.DT6), chosen %s (want End.DX6)", b, mine)
+	}
+}
+
+// An overlay that does not fit the config file (here: the file's remote
+// route names a VPN the controller's services dropped) is set aside at
+// start: the file's sections apply, and the CPE stays up.
+func TestModelOverlaySetAside(t *testing.T) {
+	doc := modelDoc + `  - {name: vpn, behavior: End.DT6, function: 0x6, vrf: blue, table: 100}
+remote:
+  - {prefix: "2001:db8:50::/48", vrf: blue, segments: ["2001:db8:2205:6::"]}
+`
+	for _, tc := range []struct{ name, overlay string }{
+		{"unreadable", "{not json"},
+		{"unknown version", `{"version": 9, "state": {}}`},
+		{"does not fit the file", `{"version": 1, "state": {"srv6": {"LocatorLen": 48, "FunctionLen": 16, "EncapMode": "encap", "LocatorName": "loc1"},
+			"services": [{"inst": 1, "type": "L3VPN", "config": {"Name": "other", "Behavior": "End.DT6", "Function": 7}}]}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, OverlayFile), []byte(tc.overlay), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			m := startModel(t, doc, dir)
+			sids := m.dp.sids()
+			if sids[netip.MustParseAddr("2001:db8:1205:6::")] == "" || len(sids) != 2 {
+				t.Errorf("kernel SIDs %v, want the file's end and vpn", sids)
+			}
+		})
+	}
+}
+
+// Rollback (a later committer of the same SPV failed) brings the previous
+// configuration back into the kernel.
+func TestCommitterRollback(t *testing.T) {
+	m := startModel(t, modelDoc, t.TempDir())
+	c := &srv6Committer{m: m.agent.model}
+	before, _ := m.agent.model.snapshot()
+	changes := []cwmpclient.Change{{Name: "Device.X_ITU-INT_SRv6.Service.1.Function", Template: "Device.X_ITU-INT_SRv6.Service.{i}.Function", Idx: []uint32{1}, New: "0x9"}}
+	if err := c.Commit(nil, changes); err != nil {
+		t.Fatal(err)
+	}
+	if m.dp.sids()[netip.MustParseAddr("2001:db8:1205:9::")] != "End" {
+		t.Fatalf("commit not applied: %v", m.dp.sids())
+	}
+	c.Rollback(nil, changes)
+	if m.dp.sids()[netip.MustParseAddr("2001:db8:1205:1::")] != "End" || len(m.dp.sids()) != 1 {
+		t.Errorf("after rollback the kernel has %v, want End at 2001:db8:1205:1::", m.dp.sids())
+	}
+	if after, _ := m.agent.model.snapshot(); !reflect.DeepEqual(before.Services, after.Services) {
+		t.Errorf("after rollback the model is %+v, want %+v", after.Services, before.Services)
 	}
 }
