@@ -295,7 +295,7 @@ up() {
 # and the transit route) and times how long the other CPE takes to use the
 # new SIDs and LAN traffic takes to flow again.
 renumber() {
-	local ns=$1 old new old_loc new_loc t0 t1 t2 i
+	local ns=$1 old new old_net new_net old_loc new_loc routes t0 t1 t2 i
 	lab_pid "$ns" srv6cpe >/dev/null || die "srv6cpe is not running in $ns (scripts/lab.sh up)"
 	old=$(wan_addr "$ns")
 	case $old in
@@ -303,21 +303,24 @@ renumber() {
 	"$ADDR_B") new=$ADDR_A old_loc=2001:db8:4405: new_loc=2001:db8:1205: ;;
 	*) die "$ns has WAN address '$old', expected $ADDR_A or $ADDR_B" ;;
 	esac
+	# ADDR_A and ADDR_B are ::1 in their /40: the transit routes the /40.
+	old_net=${old%%::1/40}::/40
+	new_net=${new%%::1/40}::/40
 	echo "cpe2's encap routes before:"
 	encaps cpe2 | indent
 	echo "$ns: renumbering WAN $old -> $new (and the transit route)"
 	t0=$(now_ms)
 	ip -n "$ns" -6 addr del "$old" dev wan0
 	ip -n "$ns" -6 addr add "$new" dev wan0 nodad
-	ip -n wan -6 route del "$(python3 -c 'import ipaddress,sys; print(ipaddress.ip_interface(sys.argv[1]).network)' "$old")"
-	ip -n wan -6 route add "$(python3 -c 'import ipaddress,sys; print(ipaddress.ip_interface(sys.argv[1]).network)' "$new")" via fd00:0:1::2
+	ip -n wan -6 route del "$old_net"
+	ip -n wan -6 route add "$new_net" via fd00:0:1::2
 	for ((i = 0; ; i++)); do
 		routes=$(encaps cpe2)
 		if [[ $routes == *"$new_loc"* && $routes != *"$old_loc"* ]]; then
 			break
 		fi
-		((i < 2000)) || die "cpe2 did not move to $new_loc within 20s; see $RUN/cpe2/srv6cpe.log"
-		sleep 0.01
+		((i < 4000)) || die "cpe2 did not move to $new_loc within 20s; see $RUN/cpe2/srv6cpe.log"
+		sleep 0.005
 	done
 	t1=$(now_ms)
 	for ((i = 0; ; i++)); do
