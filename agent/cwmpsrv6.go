@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -922,7 +923,11 @@ func attribute(err error, refs []changeRef, cand modelState) []cwmpclient.SPVFau
 	msgs := map[int][]string{}
 	for _, line := range strings.Split(err.Error(), "\n") {
 		var hit []int
-		match := func(i int) { hit = append(hit, i) }
+		match := func(i int) {
+			if !slices.Contains(hit, i) {
+				hit = append(hit, i)
+			}
+		}
 		if sm := indexed.FindStringSubmatch(line); sm != nil {
 			k, _ := strconv.Atoi(sm[2])
 			insts, table := svcInst, "Service"
@@ -968,7 +973,7 @@ func attribute(err error, refs []changeRef, cand modelState) []cwmpclient.SPVFau
 			for i, r := range refs {
 				if r.table == "Service" {
 					if s := cand.serviceIndex(r.inst); s >= 0 && cand.Services[s].Config.Name != "" &&
-						strings.Contains(line, strconv.Quote(cand.Services[s].Config.Name)) && !containsInt(hit, i) {
+						strings.Contains(line, strconv.Quote(cand.Services[s].Config.Name)) {
 						match(i)
 					}
 				}
@@ -992,15 +997,6 @@ func attribute(err error, refs []changeRef, cand modelState) []cwmpclient.SPVFau
 	return out
 }
 
-func containsInt(l []int, x int) bool {
-	for _, y := range l {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
-
 // ---- instance numbers ----
 
 // syncInstances makes the tree's Service and Path instances those of the
@@ -1021,7 +1017,7 @@ func (m *srv6Model) syncInstances(t *cwmpclient.Tree) error {
 		have := t.Instances(table)
 		claimed := map[uint32]bool{}
 		for _, p := range insts {
-			if *p != 0 && containsU32(have, *p) && !claimed[*p] {
+			if *p != 0 && slices.Contains(have, *p) && !claimed[*p] {
 				claimed[*p] = true
 			} else {
 				*p = 0
@@ -1080,13 +1076,4 @@ func (m *srv6Model) syncInstances(t *cwmpclient.Tree) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func containsU32(l []uint32, x uint32) bool {
-	for _, y := range l {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
