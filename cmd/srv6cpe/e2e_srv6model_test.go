@@ -162,9 +162,11 @@ func TestDaemonSRv6Model(t *testing.T) {
 	d.stop(syscall.SIGKILL)
 	sh(t, "ip", "-n", ns, "-6", "route", "flush", "proto", "198")
 	from := d.logSize()
+	restart := time.Now()
 	d.start()
 	d.waitLog("controller configuration applied over the config file", from, 10*time.Second)
 	wantRoutes()
+	t.Logf("after a power cut: the controller's SID and BSID back in the kernel %s after the daemon started", time.Since(restart).Round(time.Millisecond))
 	if code := d.stop(syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM, want 0", code)
 	}
