@@ -251,7 +251,9 @@ var serviceBehaviors = []srv6.Behavior{srv6.End, srv6.EndDT4, srv6.EndDT6, srv6.
 
 const (
 	maxIfName = 15 // IFNAMSIZ - 1
-	maxTable  = 1<<32 - 1
+	// A Linux table id is 32 bits; typed int64 so that the comparisons
+	// below compile where int is 32 bits (arm, mipsle).
+	maxTable int64 = 1<<32 - 1
 )
 
 // Validate checks every value and returns all problems at once (errors.Join),
@@ -360,7 +362,7 @@ func (c *Config) validateServices() []error {
 				funcs[sv.Function] = sv.Name
 			}
 		}
-		if sv.Table < 0 || sv.Table > maxTable {
+		if sv.Table < 0 || int64(sv.Table) > maxTable {
 			bad("table: %d is outside 0..%d", sv.Table, maxTable)
 		}
 		if sv.VRF != "" {
@@ -439,7 +441,7 @@ func (c *Config) validateRemote() []error {
 		if r.VRF != "" && !vrfs[r.VRF] {
 			bad("vrf: %q is not the vrf of any service", r.VRF)
 		}
-		if r.Table < 0 || r.Table > maxTable {
+		if r.Table < 0 || int64(r.Table) > maxTable {
 			bad("table: %d is outside 0..%d", r.Table, maxTable)
 		}
 		if len(r.Segments) == 0 {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -198,4 +199,24 @@ func TestCLIDependencies(t *testing.T) {
 		t.Errorf("srv6cpectl links %d non-standard packages, more than the cap of %d", len(pkgs), maxCLIPackages)
 	}
 	t.Logf("srv6cpectl: %d non-standard packages", len(pkgs))
+}
+
+// TestBuildsFor32BitBoards compiles every package for linux/arm (GOARM=7)
+// and linux/mipsle: an untyped constant past 2^31 in an int comparison
+// builds on amd64 and breaks make cross only there.
+func TestBuildsFor32BitBoards(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles the module twice; skipped with -short")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("needs the go tool: ", err)
+	}
+	for _, env := range [][]string{{"GOARCH=arm", "GOARM=7"}, {"GOARCH=mipsle", "GOMIPS=softfloat"}} {
+		c := exec.Command(goTool, "build", "github.com/srv6cpe/srv6cpe/...")
+		c.Env = append(append(os.Environ(), "GOOS=linux", "CGO_ENABLED=0"), env...)
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Errorf("%s go build ./...: %v\n%s", strings.Join(env, " "), err, out)
+		}
+	}
 }
