@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/srv6cpe/srv6cpe/bgp"
 	"github.com/srv6cpe/srv6cpe/dataplane"
@@ -233,13 +234,23 @@ func exportsFor(cfg Config, d srv6.Derivation, want dataplane.Desired, nextHop n
 	return out
 }
 
-// importsFor is one bgp.ImportPolicy per service with import route targets.
+// importsFor is one bgp.ImportPolicy per service with import route targets,
+// except that services of one VRF with the same import RTs (a VPN's End.DT4
+// and End.DT6) share the first one's: their routes land in the same table,
+// and the speaker then hands each route over once, not once per service.
 func importsFor(cfg Config) []bgp.ImportPolicy {
 	var out []bgp.ImportPolicy
 	for _, s := range cfg.Services {
-		if len(s.ImportRTs) > 0 {
-			out = append(out, bgp.ImportPolicy{Instance: s.Name, ImportRTs: s.ImportRTs})
+		if len(s.ImportRTs) == 0 {
+			continue
 		}
+		if s.VRF != "" && slices.ContainsFunc(cfg.Services, func(o ServiceConfig) bool {
+			return o.Name != s.Name && o.VRF == s.VRF && slices.Equal(o.ImportRTs, s.ImportRTs) &&
+				slices.ContainsFunc(out, func(p bgp.ImportPolicy) bool { return p.Instance == o.Name })
+		}) {
+			continue
+		}
+		out = append(out, bgp.ImportPolicy{Instance: s.Name, ImportRTs: s.ImportRTs})
 	}
 	return out
 }

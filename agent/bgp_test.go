@@ -285,8 +285,9 @@ func TestAgentBGP(t *testing.T) {
 	}
 	waitFor("encap routes for the imported routes", func() bool { return slices.Equal(encaps(), wantEncaps) })
 	st := h.waitStatus(func(s Status) bool { return s.BGP.Installed == 2 })
-	// Both services import RT 65000:100: each route is learned twice, installed once.
-	if st.BGP.Imported != 4 || st.RemoteRoutes != 2 || len(st.BGP.Skipped) != 0 {
+	// vpn4 and vpn6 share vrf vpn and their RTs: one import policy (vpn4's),
+	// each route handed over once.
+	if st.BGP.Imported != 2 || st.RemoteRoutes != 2 || len(st.BGP.Skipped) != 0 {
 		t.Errorf("status bgp = %+v, remote_routes %d", st.BGP, st.RemoteRoutes)
 	}
 
@@ -386,7 +387,7 @@ func TestLabExamples(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.BGP == nil || len(cfg.BGP.Neighbors) != 1 || len(importsFor(cfg)) != 2 {
+		if cfg.BGP == nil || len(cfg.BGP.Neighbors) != 1 || len(importsFor(cfg)) != 1 {
 			t.Errorf("%s: bgp %+v, imports %+v", path, cfg.BGP, importsFor(cfg))
 		}
 		d, err := derive(cfg, p(prefix))
@@ -462,4 +463,20 @@ func TestAgentBGPNoNextHop(t *testing.T) {
 	// The address arrives: exported, and the problem is gone.
 	h.src.send(t, "2001:db8:1200::/40", "2001:db8:1200::1")
 	h.waitStatus(func(s Status) bool { return s.BGP.Exported == 2 && s.BGP.LastError == "" })
+}
+
+func TestImportsFor(t *testing.T) {
+	cfg := mustConfig(t, bgpConfig+`
+  - {name: other4, behavior: End.DX4, function: 0x9, import_rts: ["65000:100"]}
+  - {name: other6, behavior: End.DX6, function: 0xa, import_rts: ["65000:100"]}
+`)
+	got := importsFor(cfg)
+	var names []string
+	for _, p := range got {
+		names = append(names, p.Instance)
+	}
+	// vpn6 shares vpn4's VRF and RTs; services without a VRF keep their own.
+	if want := []string{"vpn4", "other4", "other6"}; !slices.Equal(names, want) {
+		t.Errorf("import policies for %v, want %v", names, want)
+	}
 }
