@@ -118,11 +118,12 @@ type ControlCWMPTransfer struct {
 	FaultString  string    `json:"fault_string,omitempty"`
 }
 
-// ControlFeatureView answers for a part of the agent this build does not
-// run (STAMP, dynamic paths, the policy selector).
+// ControlFeatureView answers for a part of the agent whose state the
+// control API does not report yet (STAMP, dynamic paths, the policy
+// selector): Available false and the reason.
 type ControlFeatureView struct {
-	Configured bool   `json:"configured"`
-	Reason     string `json:"reason,omitempty"`
+	Available bool   `json:"available"`
+	Reason    string `json:"reason,omitempty"`
 }
 
 // validateControl checks control_socket: an absolute path that fits a unix
@@ -358,14 +359,12 @@ func (a *Agent) controlHandler(log *zap.Logger) http.Handler {
 		return ControlBGPView{Configured: st.BGP != nil, Status: st.BGP}, nil
 	})
 	get(ControlCWMP, func(*http.Request) (any, error) { return a.controlCWMP() })
-	for _, p := range []struct{ path, what string }{
-		{ControlSTAMP, "STAMP sessions"},
-		{ControlPaths, "dynamic SRv6 paths"},
-		{ControlPolicy, "the SRv6 policy selector"},
+	for _, p := range []struct{ path, reason string }{
+		{ControlSTAMP, "the agent runs no STAMP sessions yet"},
+		{ControlPaths, "the agent does not report its dynamic paths yet; their binding SIDs are among the routes"},
+		{ControlPolicy, "the agent runs no SRv6 policy selector yet"},
 	} {
-		get(p.path, func(*http.Request) (any, error) {
-			return ControlFeatureView{Reason: p.what + " not configured in this agent"}, nil
-		})
+		get(p.path, func(*http.Request) (any, error) { return ControlFeatureView{Reason: p.reason}, nil })
 	}
 	mux.HandleFunc("POST "+ControlRefresh, func(w http.ResponseWriter, r *http.Request) {
 		rf, ok := a.src.(interface{ Refresh() })

@@ -196,10 +196,10 @@ TRANSFER  DIRECTION  FILE TYPE                 STATE      COMMAND KEY  NOT BEFOR
 `,
 		},
 		{
-			name:   "feature not configured",
+			name:   "feature not reported",
 			render: human(renderFeature("stamp")),
-			in:     `{"configured":false,"reason":"STAMP sessions not configured in this agent"}`,
-			want:   "stamp: STAMP sessions not configured in this agent\n",
+			in:     `{"available":false,"reason":"the agent runs no STAMP sessions yet"}`,
+			want:   "stamp: the agent runs no STAMP sessions yet\n",
 		},
 	}
 	for _, tt := range tests {
@@ -348,9 +348,9 @@ remote:
 		{[]string{"routes"}, []string{"  2001:db8:1205::/48\n", "2001:db8:1205:6::  End.DT6", "2001:db8:99::/48  main   encap  2001:db8:7705:6::"}},
 		{[]string{"bgp"}, []string{"bgp: not configured (no bgp section)\n"}},
 		{[]string{"cwmp"}, []string{"ACS: none", "no pending events"}},
-		{[]string{"stamp"}, []string{"stamp: STAMP sessions not configured in this agent\n"}},
-		{[]string{"paths"}, []string{"paths: dynamic SRv6 paths not configured in this agent\n"}},
-		{[]string{"policy"}, []string{"policy: the SRv6 policy selector not configured in this agent\n"}},
+		{[]string{"stamp"}, []string{"stamp: the agent runs no STAMP sessions yet\n"}},
+		{[]string{"paths"}, []string{"paths: the agent does not report its dynamic paths yet; their binding SIDs are among the routes\n"}},
+		{[]string{"policy"}, []string{"policy: the agent runs no SRv6 policy selector yet\n"}},
 	}
 	for _, c := range checks {
 		out := ctl(c.args...)

@@ -116,8 +116,8 @@ type cwmpAnswer struct {
 }
 
 type featureAnswer struct {
-	Configured bool   `json:"configured"`
-	Reason     string `json:"reason"`
+	Available bool   `json:"available"`
+	Reason    string `json:"reason"`
 }
 
 // table writes aligned columns; cells are made single-line.
@@ -417,14 +417,14 @@ func renderCWMP(w io.Writer, body []byte) error {
 	return nil
 }
 
-// renderFeature prints a part of the agent that may not run in this build.
+// renderFeature prints a part of the agent the daemon does not report.
 func renderFeature(name string) func(io.Writer, []byte) error {
 	return func(w io.Writer, body []byte) error {
 		var f featureAnswer
 		if err := decode(body, name, &f); err != nil {
 			return err
 		}
-		if !f.Configured {
+		if !f.Available {
 			fmt.Fprintf(w, "%s: %s\n", name, f.Reason)
 			return nil
 		}
