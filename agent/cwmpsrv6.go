@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -331,10 +332,17 @@ type serviceField struct {
 }
 
 var serviceFields = []serviceField{
-	{name: "ServiceID", get: func(s modelService) string { return s.Config.Name }, check: checkName,
+	// An empty ServiceID, ServiceType, PathID, SegmentList or TargetBSID
+	// unsets it: the instance is then not configured (its SID or BSID is
+	// withdrawn) until it is set again.
+	{name: "ServiceID", get: func(s modelService) string { return s.Config.Name }, check: checkOptionalName,
 		set: func(s *modelService, v string) error { s.Config.Name = v; return nil }},
 	{name: "ServiceType", get: func(s modelService) string { return s.Type }, check: checkServiceType,
 		set: func(s *modelService, v string) error {
+			if b, err := parseServiceBehavior(v); err == nil {
+				s.Type, s.Config.Behavior, s.AutoBehavior = b.String(), b.String(), false
+				return nil
+			}
 			if s.Type != v && v == ServiceL3VPN {
 				if b, err := srv6.ParseBehavior(s.Config.Behavior); err != nil || !isVPN(b) {
 					s.Config.Behavior = "" // picked again for the new type
@@ -424,7 +432,7 @@ var serviceFields = []serviceField{
 		set: func(s *modelService, v string) error { s.EndSID = v; return nil }},
 	{name: "TunnelID", get: func(s modelService) string { return s.TunnelID }, check: checkOptionalName,
 		set: func(s *modelService, v string) error { s.TunnelID = v; return nil }},
-	{name: "TunnelEncapsulation", get: func(s modelService) string { return s.TunnelEncap },
+	{name: "TunnelEncapsulation", get: func(s modelService) string { return cmp.Or(s.TunnelEncap, tunnelSRH) },
 		check: func(v string) error {
 			if v != tunnelSRH && v != tunnelIPv6 {
 				return fmt.Errorf("%q is not one of %s, %s", v, tunnelSRH, tunnelIPv6)
@@ -436,12 +444,17 @@ var serviceFields = []serviceField{
 
 func isVPN(b srv6.Behavior) bool { v4, v6 := vpnFamilies(b); return v4 || v6 }
 
+// checkServiceType accepts L3VPN, and the plain behaviour a file may give
+// a service that is no VPN (End), as ServiceType reads it back.
 func checkServiceType(v string) error {
 	switch v {
-	case ServiceL3VPN:
+	case "", ServiceL3VPN:
 		return nil
 	case ServiceVPWS:
 		return errors.New("VPWS needs End.DX2, which this CPE's dataplane does not provide; SupportedServices lists L3VPN")
+	}
+	if b, err := parseServiceBehavior(v); err == nil && !isVPN(b) {
+		return nil
 	}
 	return fmt.Errorf("%q is not a service type (SupportedServices: %s)", v, ServiceL3VPN)
 }
@@ -551,7 +564,7 @@ type pathField struct {
 }
 
 var pathFields = []pathField{
-	{name: "PathID", get: func(p modelPath) string { return p.Config.ID }, check: checkName,
+	{name: "PathID", get: func(p modelPath) string { return p.Config.ID }, check: checkOptionalName,
 		set: func(p *modelPath, v string) error { p.Config.ID = v; return nil }},
 	{name: "SourceDevice", get: func(p modelPath) string { return p.Config.Source }, check: checkOptionalName,
 		set: func(p *modelPath, v string) error { p.Config.Source = v; return nil }},
@@ -562,8 +575,18 @@ var pathFields = []pathField{
 			return ""
 		}
 		return formatSegments(p.Config.Segments)
-	}, check: func(v string) error { _, err := srv6.ParseSegmentList(v); return err },
+	}, check: func(v string) error {
+		if v == "" {
+			return nil
+		}
+		_, err := srv6.ParseSegmentList(v)
+		return err
+	},
 		set: func(p *modelPath, v string) error {
+			if v == "" {
+				p.Config.Segments, p.HaveSegments = nil, false
+				return nil
+			}
 			l, err := srv6.ParseSegmentList(v)
 			p.Config.Segments, p.HaveSegments = Segments(srv6.Addrs(l)), err == nil
 			return err
@@ -574,6 +597,9 @@ var pathFields = []pathField{
 		}
 		return p.Config.BSID.String()
 	}, check: func(v string) error {
+		if v == "" {
+			return nil
+		}
 		s, err := srv6.ParseSID(v)
 		if err == nil && s.Behavior != 0 && s.Behavior != srv6.EndB6Encaps {
 			err = fmt.Errorf("a binding SID performs End.B6.Encaps, not %s", s.Behavior)
@@ -581,6 +607,10 @@ var pathFields = []pathField{
 		return err
 	},
 		set: func(p *modelPath, v string) error {
+			if v == "" {
+				p.Config.BSID, p.HaveBSID = netip.Addr{}, false
+				return nil
+			}
 			s, err := srv6.ParseSID(v)
 			p.Config.BSID, p.HaveBSID = s.Addr, err == nil
 			return err

@@ -89,3 +89,49 @@ func TestValidatePaths(t *testing.T) {
 		}
 	}
 }
+
+// What a controller writes is checked before it is set: a value the check
+// lets through must set without error, and what a parameter reads back
+// must pass its own check (a GPV answer written back is accepted).
+func FuzzFieldValues(f *testing.F) {
+	for _, s := range []string{"", "vpn1", "L3VPN", "End.DT4", "0x10", "65000:1", "65000:1,192.0.2.1:7", "2001:db8::/64,192.0.2.0/24",
+		"2001:db8::1:End", `["2001:db8::1", "2001:db8::2:End"]`, "2001:db8::b5:BSID", "SRH", "4294967295", "blue"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		for _, fd := range serviceFields {
+			if fd.typ != 0 { // numbers: the tree's type check comes first
+				continue
+			}
+			var s modelService
+			if back := fd.get(s); fd.check(back) != nil {
+				t.Errorf("%s of a new service reads %q, which fails its check: %v", fd.name, back, fd.check(back))
+			}
+			if fd.check(v) == nil {
+				if err := fd.set(&s, v); err != nil {
+					t.Errorf("%s: %q passed the check but set failed: %v", fd.name, v, err)
+				}
+				if back := fd.get(s); fd.check(back) != nil {
+					t.Errorf("%s: set %q reads back %q, which fails its check: %v", fd.name, v, back, fd.check(back))
+				}
+			}
+		}
+		for _, fd := range pathFields {
+			if fd.typ != 0 {
+				continue
+			}
+			var p modelPath
+			if back := fd.get(p); fd.check(back) != nil {
+				t.Errorf("%s of a new path reads %q, which fails its check: %v", fd.name, back, fd.check(back))
+			}
+			if fd.check(v) == nil {
+				if err := fd.set(&p, v); err != nil {
+					t.Errorf("%s: %q passed the check but set failed: %v", fd.name, v, err)
+				}
+				if back := fd.get(p); fd.check(back) != nil {
+					t.Errorf("%s: set %q reads back %q, which fails its check: %v", fd.name, v, back, fd.check(back))
+				}
+			}
+		}
+	})
+}
