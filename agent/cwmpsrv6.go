@@ -817,7 +817,11 @@ func (c *srv6Committer) Commit(_ cwmpclient.Values, changes []cwmpclient.Change)
 			case !d.Locator.IsValid():
 				fault(r, "no delegated prefix yet: the CPE cannot derive the SID of service %q to compare %s with", s.Config.Name, claimed.Addr)
 			default:
-				if sid, ok := d.SID(s.Config.Name); ok && sid.SID != claimed.Addr {
+				sid, ok := d.SID(s.Config.Name)
+				switch {
+				case !ok:
+					fault(r, "service %q has no derived SID to compare %s with", s.Config.Name, claimed.Addr)
+				case sid.SID != claimed.Addr:
 					fault(r, "ServiceSID %s differs from the SID the CPE derives for service %q: %s (locator %s, function %#x)",
 						claimed.Addr, s.Config.Name, sid.SID, d.Locator, sid.Function)
 				}
