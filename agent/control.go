@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -137,18 +139,22 @@ func (c *Config) validateControl() []error {
 		return []error{fmt.Errorf("control_socket: %q is not an absolute path", p)}
 	case p != filepath.Clean(p) || strings.HasSuffix(p, "/"):
 		return []error{fmt.Errorf("control_socket: %q is not a clean path (did you mean %q?)", p, filepath.Clean(p))}
-	case len(tempSocketPath(p)) > maxSocketPath:
+	case len(tempSocketPath(p, math.MaxUint32)) > maxSocketPath:
 		return []error{fmt.Errorf("control_socket: %q is too long for a unix socket (at most %d bytes with its temporary name)", p, maxSocketPath)}
 	}
 	return nil
 }
 
-// tempSocketPath is the name the socket is bound under before it is made
-// 0600 and renamed into place, so it never exists with looser permissions
-// under its real name.
-func tempSocketPath(p string) string {
-	return filepath.Join(filepath.Dir(p), fmt.Sprintf(".ctl%d", os.Getpid()))
+// tempSocketPath is the n-th name the socket is bound under before it is
+// made 0600 and renamed into place, so it never exists with looser
+// permissions under its real name. The pid and n keep agents in one or
+// several processes apart.
+func tempSocketPath(p string, n uint64) string {
+	return filepath.Join(filepath.Dir(p), fmt.Sprintf(".ctl%d.%d", os.Getpid(), n))
 }
+
+// tempSocketSeq numbers the temporary names of this process.
+var tempSocketSeq atomic.Uint64
 
 // startControl serves the control API on path until ctx ends; the channel
 // closes once the server is shut down and its socket file removed. An
@@ -224,11 +230,11 @@ func listenControl(path string) (net.Listener, error) {
 	if err := checkStale(path); err != nil {
 		return nil, err
 	}
-	tmp := tempSocketPath(path)
+	tmp := tempSocketPath(path, tempSocketSeq.Add(1))
 	if len(tmp) > maxSocketPath {
 		return nil, fmt.Errorf("control socket %q: path too long for a unix socket", path)
 	}
-	_ = os.Remove(tmp) // left by an earlier process with our pid
+	_ = os.Remove(tmp) // left by a crashed process that had our pid
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)

@@ -311,3 +311,19 @@ func TestValidateControl(t *testing.T) {
 		}
 	}
 }
+
+// Agents of one process may put their sockets in one directory.
+func TestControlSocketsShareADir(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"a.sock", "b.sock"} {
+		h := startControlAgent(t, filepath.Join(dir, name))
+		var st Status
+		h.do(t, "GET", ControlStatus, http.StatusOK, &st)
+		if st.State != StateApplied {
+			t.Errorf("%s: state %q", name, st.State)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".ctl*")); len(left) != 0 {
+		t.Errorf("temporary names left: %v", left)
+	}
+}
