@@ -53,10 +53,12 @@ type bgpOptions struct {
 	factory           BGPFactory
 	poll              time.Duration
 	settle, settleMax time.Duration
+	restartDelay      time.Duration
 }
 
 func defaultBGPOptions() bgpOptions {
-	return bgpOptions{factory: newSpeaker, poll: DefaultPeerPoll, settle: DefaultBGPSettle, settleMax: DefaultBGPSettleMax}
+	return bgpOptions{factory: newSpeaker, poll: DefaultPeerPoll, settle: DefaultBGPSettle, settleMax: DefaultBGPSettleMax,
+		restartDelay: bgpRestartDelay}
 }
 
 func (o bgpOptions) check() error {
@@ -93,7 +95,6 @@ type bgpSide struct {
 
 	exports    []bgp.Export
 	exportsSet bool
-	exportErr  string // the last export problem, in the status until solved
 	imports    []bgp.ImportPolicy
 	importsSet bool
 }
@@ -155,6 +156,7 @@ func (a *Agent) startBGP(ctx context.Context, cfg bgp.Config) error {
 	a.setStatus(func(s *Status) {
 		s.BGP = &BGPStatus{LocalAS: cfg.LocalAS, RouterID: cfg.RouterID, Peers: peerStatuses(svc.Peers(), nil, a.now())}
 	})
+	delay := b.opts.restartDelay
 	go func(done chan struct{}) {
 		defer close(done)
 		for {
@@ -165,16 +167,16 @@ func (a *Agent) startBGP(ctx context.Context, cfg bgp.Config) error {
 			if err == nil {
 				err = fmt.Errorf("bgp speaker stopped by itself")
 			}
-			a.log.Error("bgp speaker failed; starting it again", zap.Error(err), zap.Duration("in", bgpRestartDelay))
+			a.log.Error("bgp speaker failed; starting it again", zap.Error(err), zap.Duration("in", delay))
 			a.setStatus(func(s *Status) {
 				if s.BGP != nil {
-					s.BGP.LastError = err.Error()
+					s.BGP.SpeakerError = err.Error()
 				}
 			})
 			select {
 			case <-sctx.Done():
 				return
-			case <-time.After(bgpRestartDelay):
+			case <-time.After(delay):
 			}
 		}
 	}(b.done)
@@ -223,9 +225,13 @@ func (a *Agent) pollPeers() bool {
 	}
 	ps := b.svc.Peers()
 	now := a.now()
+	running := slices.ContainsFunc(ps, func(p bgp.PeerState) bool { return p.State != bgp.StateIdle })
 	a.setStatus(func(s *Status) {
 		if s.BGP != nil {
 			s.BGP.Peers = peerStatuses(ps, s.BGP.Peers, now)
+			if running {
+				s.BGP.SpeakerError = "" // a restart after it worked
+			}
 		}
 	})
 	if b.stale == nil {
@@ -362,9 +368,6 @@ func (a *Agent) exportBGP(d *srv6.Derivation, want dataplane.Desired, wanAddr ne
 	if problem != "" {
 		a.log.Warn("bgp export problem", zap.String("problem", problem))
 	}
-	// LastError also carries the speaker's start failures: clear only ours.
-	solved := b.exportErr != "" && problem == ""
-	b.exportErr = problem
 	a.setStatus(func(s *Status) {
 		if s.BGP == nil {
 			return
@@ -373,9 +376,7 @@ func (a *Agent) exportBGP(d *srv6.Derivation, want dataplane.Desired, wanAddr ne
 		for _, e := range b.exports {
 			s.BGP.Exported += len(e.Prefixes)
 		}
-		if problem != "" || solved {
-			s.BGP.LastError = problem
-		}
+		s.BGP.LastError = problem
 	})
 }
 

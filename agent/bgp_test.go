@@ -1,9 +1,12 @@
 package agent
 
 import (
+	"context"
+	"errors"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -479,4 +482,40 @@ func TestImportsFor(t *testing.T) {
 	if want := []string{"vpn4", "other4", "other6"}; !slices.Equal(names, want) {
 		t.Errorf("import policies for %v, want %v", names, want)
 	}
+}
+
+// failingSpeaker fails its first starts, as a speaker whose listen address
+// is not there yet does.
+type failingSpeaker struct {
+	*bgp.Fake
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *failingSpeaker) Run(ctx context.Context) error {
+	f.mu.Lock()
+	if f.fails > 0 {
+		f.fails--
+		f.mu.Unlock()
+		return errors.New("bgp: start: listen tcp [2001:db8::1]:179: bind: cannot assign requested address")
+	}
+	f.mu.Unlock()
+	return f.Fake.Run(ctx)
+}
+
+// A speaker that fails to start is started again; the status says why
+// until it runs.
+func TestAgentBGPSpeakerRestarts(t *testing.T) {
+	fs := &failingSpeaker{Fake: bgp.NewFake(), fails: 2}
+	fs.SetPeers([]bgp.PeerState{{Address: a("2001:db8:ff::1"), State: bgp.StateIdle}})
+	h := start(t, mustConfig(t, bgpConfig), noVRF, t.TempDir(), WithDataplane(dataplane.NewFake(noVRF)),
+		WithBGP(func(bgp.Config, *zap.Logger) (bgp.Service, error) { return fs, nil }), WithPeerPoll(10*time.Millisecond),
+		func(o *options) { o.bgp.restartDelay = 20 * time.Millisecond })
+	st := h.waitStatus(func(s Status) bool { return s.BGP != nil && s.BGP.SpeakerError != "" })
+	if !strings.Contains(st.BGP.SpeakerError, "cannot assign requested address") {
+		t.Errorf("speaker error = %q", st.BGP.SpeakerError)
+	}
+	h.waitStatus(func(Status) bool { fs.mu.Lock(); defer fs.mu.Unlock(); return fs.fails == 0 })
+	fs.SetPeers([]bgp.PeerState{{Address: a("2001:db8:ff::1"), State: bgp.StateActive}})
+	h.waitStatus(func(s Status) bool { return s.BGP.SpeakerError == "" && s.BGP.Peers[0].State == "active" })
 }

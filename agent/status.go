@@ -63,7 +63,10 @@ type BGPStatus struct {
 	Imported  int      `json:"imported"`
 	Installed int      `json:"installed"`
 	Skipped   []string `json:"skipped,omitempty"`
-	LastError string   `json:"last_error,omitempty"`
+	// LastError is why the last export did not go out; SpeakerError why
+	// the speaker last failed to start (cleared once it runs).
+	LastError    string `json:"last_error,omitempty"`
+	SpeakerError string `json:"speaker_error,omitempty"`
 }
 
 // BGPPeerStatus is one neighbour's session.
