@@ -701,6 +701,13 @@ func (t *Tree) SetValues(params []ParameterValue, key string) (status int, err e
 				groups[j].c.Rollback(lockedView{t}, groups[j].changes)
 			}
 			restore()
+			// A committer that judged the values together (a SID that does
+			// not match, two services on one function) answers with its own
+			// fault, naming the parameters; anything else is internal.
+			var f *Fault
+			if errors.As(err, &f) {
+				return 0, f
+			}
 			return 0, NewFault(FaultInternal, "commit %s: %v", g.changes[0].Name, err)
 		}
 	}

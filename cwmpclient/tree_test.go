@@ -260,6 +260,18 @@ func TestSetValuesAtomic(t *testing.T) {
 		t.Errorf("after rollback: %v rollbacks=%d key=%q", v, len(c.rollbacks), tr.ParameterKey())
 	}
 
+	// A committer that judges the values together answers with its own
+	// fault, per parameter; the rollback is the same.
+	other.fail = &Fault{Code: FaultInvalidArguments, String: "Invalid arguments",
+		SPV: []SPVFault{{Name: "Device.X.Svc.1.Port", Code: FaultInvalidValue, String: "port 80 is taken by Svc 2"}}}
+	_, err = tr.SetValues([]ParameterValue{{Name: "Device.X.Count", Value: "9"}, {Name: "Device.X.Svc.1.Port", Value: "80"}}, "key4")
+	if f := AsFault(err); f == nil || f.Code != FaultInvalidArguments || len(f.SPV) != 1 || f.SPV[0].Name != "Device.X.Svc.1.Port" {
+		t.Fatalf("committer fault = %v, want its own 9003 with the per-parameter fault", err)
+	}
+	if v, _ := tr.GetValues([]string{"Device.X.Count"}); v[0].Value != "7" || len(c.rollbacks) != 2 {
+		t.Errorf("after a committer fault: Count=%s rollbacks=%d", v[0].Value, len(c.rollbacks))
+	}
+
 	// A failing save rolls back too.
 	other.fail = nil
 	store.failWrite = errors.New("disk full")
