@@ -122,7 +122,7 @@ vpn4  End.DT4   0x4       2001:db8:1205:4::  End.DX4 nh4 0.0.0.0
 			name:   "routes",
 			render: human(renderRoutes),
 			in: `{"locators":["2001:db8:1205::/48"],"vrfs":[{"name":"vpn1","table":100}],
-				"local_sids":[{"sid":"2001:db8:1205:4::","behavior":"End.DT4","table":100,"vrf":"vpn1","dev":"vpn1"},{"sid":"2001:db8:1205:6::","behavior":"End.DX6","nh6":"::","dev":"wan0"},{"sid":"2001:db8:1205:7::","behavior":"End.DT6","table":7,"dev":"wan0"}],
+				"local_sids":[{"sid":"2001:db8:1205:4::","behavior":"End.DT4","table":100,"vrf":"vpn1","dev":"vpn1"},{"sid":"2001:db8:1205:6::","behavior":"End.DX6","nh6":"::","dev":"wan0"},{"sid":"2001:db8:1205:7::","behavior":"End.DT6","table":7,"dev":"wan0"},{"sid":"2001:db8:1205:8::","behavior":"End.DT6","dev":"wan0"}],
 				"bsids":[{"sid":"2001:db8:1205:b::","behavior":"End.B6.Encaps","segments":["2001:db8:2::1","2001:db8:3::1"],"dev":"wan0"}],
 				"encaps":[{"prefix":"10.2.0.0/16","vrf":"vpn1","mode":"encap","segments":["2001:db8:7705:4::"],"dev":"wan0"},{"prefix":"2001:db8:99::/48","mode":"encap.red","segments":["2001:db8:2::1","2001:db8:7705:6::"],"dev":"wan0"},{"prefix":"2001:db8:98::/48","table":7,"mode":"encap","segments":["2001:db8:7705:6::"]}]}`,
 			want: `locators (unreachable):
@@ -135,6 +135,7 @@ SID                BEHAVIOR  PARAMETERS             DEV
 2001:db8:1205:4::  End.DT4   vrftable 100 vrf vpn1  vpn1
 2001:db8:1205:6::  End.DX6   nh6 ::                 wan0
 2001:db8:1205:7::  End.DT6   table 7                wan0
+2001:db8:1205:8::  End.DT6   table main             wan0
 
 BSID               BEHAVIOR       PARAMETERS                        DEV
 2001:db8:1205:b::  End.B6.Encaps  segs 2001:db8:2::1,2001:db8:3::1  wan0

@@ -107,7 +107,7 @@ func TestDaemonE2E(t *testing.T) {
 		t.Fatalf("routes: exit %d: %s", code, errOut)
 	}
 	t.Logf("srv6cpectl routes:\n%s", out)
-	for _, want := range []string{"  2001:db8:1205::/48\n", "2001:db8:1205:1::  End ", "2001:db8:1205:6::  End.DT6"} {
+	for _, want := range []string{"  2001:db8:1205::/48\n", "2001:db8:1205:1::  End ", "2001:db8:1205:6::  End.DT6   table main"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("routes does not show %q:\n%s", want, out)
 		}

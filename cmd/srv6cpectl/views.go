@@ -327,13 +327,19 @@ func renderRoutes(w io.Writer, body []byte) error {
 	return nil
 }
 
+// mainTable is RT_TABLE_MAIN.
+const mainTable = 254
+
 // sidParams writes a seg6local route's parameters as iproute2 does.
 func sidParams(l localSIDAnswer) string {
 	var p []string
-	if l.VRF != "" {
+	switch {
+	case l.VRF != "":
 		p = append(p, "vrftable "+fmt.Sprint(l.Table), "vrf "+l.VRF)
-	} else if l.Table != 0 {
+	case l.Table != 0 && l.Table != mainTable:
 		p = append(p, "table "+fmt.Sprint(l.Table))
+	case strings.HasPrefix(l.Behavior, "End.DT"): // the table lookups: say which
+		p = append(p, "table main")
 	}
 	if l.NH4 != "" {
 		p = append(p, "nh4 "+l.NH4)
