@@ -259,7 +259,7 @@ func TestSelectorNoFlap(t *testing.T) {
 		period      time.Duration // half period of the oscillation
 		maxSwitches int
 	}{
-		{"faster than the wait", 3 * time.Second, 1},     // the first degrade only
+		{"faster than the wait", 3 * time.Second, 1},               // the first degrade only
 		{"slower than the wait", 15 * time.Second, 1 + 2*(120/30)}, // degrade, then ≤1 restore+degrade per cycle
 	} {
 		t.Run(c.name, func(t *testing.T) {
