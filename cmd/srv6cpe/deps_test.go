@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"sort"
@@ -133,18 +134,45 @@ func inList(mod string, list []string) bool {
 	return false
 }
 
-// importers names who imports pkg, for the failure message.
-func importers(pkgs map[string]pkgInfo, pkg string) string {
-	var who []string
+// entries names the packages outside module mod that import it: how it
+// got in, for the failure message.
+func entries(pkgs map[string]pkgInfo, mod string) string {
+	seen := map[string]bool{}
 	for _, p := range pkgs {
+		if p.module == mod {
+			continue
+		}
 		for _, i := range p.imports {
-			if i == pkg {
-				who = append(who, p.path)
+			if dep, ok := pkgs[i]; ok && dep.module == mod {
+				seen[p.path+" -> "+i] = true
 			}
 		}
 	}
+	who := make([]string, 0, len(seen))
+	for w := range seen {
+		who = append(who, w)
+	}
 	sort.Strings(who)
+	if len(who) > 5 {
+		who = append(who[:5], fmt.Sprintf("and %d more", len(who)-5))
+	}
 	return strings.Join(who, ", ")
+}
+
+// modulesOf lists the modules of pkgs that match, once each, sorted.
+func modulesOf(pkgs map[string]pkgInfo, match func(pkgInfo) bool) []string {
+	seen := map[string]bool{}
+	for _, p := range pkgs {
+		if match(p) {
+			seen[p.module] = true
+		}
+	}
+	mods := make([]string, 0, len(seen))
+	for m := range seen {
+		mods = append(mods, m)
+	}
+	sort.Strings(mods)
+	return mods
 }
 
 func TestDaemonDependencies(t *testing.T) {
@@ -152,9 +180,6 @@ func TestDaemonDependencies(t *testing.T) {
 	modules := map[string]bool{}
 	for _, p := range pkgs {
 		modules[p.module] = true
-		if inList(p.module, denied) {
-			t.Errorf("%s is on the deny-list; imported by %s", p.path, importers(pkgs, p.path))
-		}
 		for _, imp := range p.imports {
 			dep, ok := pkgs[imp]
 			if !ok || dep.module == p.module { // standard library, or within one module
@@ -167,6 +192,9 @@ func TestDaemonDependencies(t *testing.T) {
 				t.Errorf("%s imports %s: %s is tolerated only as GoBGP's own dependency", p.path, imp, dep.module)
 			}
 		}
+	}
+	for _, m := range modulesOf(pkgs, func(p pkgInfo) bool { return inList(p.module, denied) }) {
+		t.Errorf("module %s is on the deny-list; it comes in through %s", m, entries(pkgs, m))
 	}
 	if len(pkgs) > maxDaemonPackages {
 		t.Errorf("srv6cpe links %d non-standard packages, more than the cap of %d: what pulled the new ones in?", len(pkgs), maxDaemonPackages)
@@ -185,13 +213,13 @@ func TestDaemonDependencies(t *testing.T) {
 func TestCLIDependencies(t *testing.T) {
 	pkgs := listDeps(t, "github.com/srv6cpe/srv6cpe/cmd/srv6cpectl")
 	heavy := []string{"github.com/osrg/gobgp/v4", "google.golang.org/grpc", "google.golang.org/protobuf", "github.com/spf13/viper", "github.com/beevik/etree"}
+	for _, m := range modulesOf(pkgs, func(p pkgInfo) bool { return inList(p.module, heavy) || inList(p.module, denied) }) {
+		t.Errorf("srv6cpectl links module %s; it comes in through %s", m, entries(pkgs, m))
+	}
 	for _, p := range pkgs {
-		if inList(p.module, heavy) || inList(p.module, denied) {
-			t.Errorf("srv6cpectl links %s; imported by %s", p.path, importers(pkgs, p.path))
-		}
 		for _, ours := range []string{"/agent", "/bgp", "/cwmpclient", "/twamp", "/dataplane"} {
 			if p.path == module+ours || strings.HasPrefix(p.path, module+ours+"/") {
-				t.Errorf("srv6cpectl links %s (imported by %s): the CLI talks to the daemon over the control socket instead", p.path, importers(pkgs, p.path))
+				t.Errorf("srv6cpectl links %s: the CLI talks to the daemon over the control socket instead", p.path)
 			}
 		}
 	}
