@@ -116,11 +116,7 @@ func TestCWMPSessionsFromTheAgent(t *testing.T) {
 		cwmptest.GetParameterValues("Device.IP.Interface.", "Device.X_ITU-INT_SRv6."),
 		cwmptest.SetParameterAttributes(cwmptest.SetAttribute{Name: "Device.X_ITU-INT_SRv6.IPv6Prefix", NotificationChange: true, Notification: 2}),
 	)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if code, err := cwmptest.ConnectionRequest(ctx, crURL, "acs", "acs-secret"); err != nil || code != http.StatusOK {
-		t.Fatalf("connection request: %d, %v", code, err)
-	}
+	connectionRequest(t, crURL)
 	second := waitSessions(t, acs, 2)[1]
 	if !second.Inform.HasEvent(cwmpclient.EventConnectionRequest) || second.Inform.HasEvent(cwmpclient.EventBoot) {
 		t.Errorf("second Inform events %v, want 6 CONNECTION REQUEST alone", second.Inform.Events)
@@ -375,5 +371,24 @@ func TestCWMPFactoryResetBootstrapsAgain(t *testing.T) {
 	gpv, ok := response(s, "GetParameterValuesResponse")
 	if v := gpv.Values()["Device.ManagementServer.PeriodicInformInterval"]; !ok || v != "3600" {
 		t.Errorf("PeriodicInformInterval after the factory reset = %q, want the factory 3600", v)
+	}
+}
+
+// connectionRequest asks the CPE for a session. While the CPE still winds
+// down the previous one it answers 503 (TR-069 §3.2.2), so ask again, as an
+// ACS does, for a bounded time.
+func connectionRequest(t *testing.T, url string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		code, err := cwmptest.ConnectionRequest(ctx, url, "acs", "acs-secret")
+		if err == nil && code == http.StatusOK {
+			return
+		}
+		if err != nil || code != http.StatusServiceUnavailable || ctx.Err() != nil {
+			t.Fatalf("connection request: %d, %v", code, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
