@@ -374,20 +374,28 @@ func listenInNetns(ns, addr string) (net.Listener, error) {
 	return r.ln, r.err
 }
 
-// curlDigest sends a connection request from inside ns with curl
-// --digest and returns the HTTP status.
+// curlDigest sends a connection request with curl --digest from inside the
+// namespace and returns the HTTP status. While the CPE still winds down a
+// session it answers 503 (TR-069 §3.2.2), so the request is repeated, as an
+// ACS does, for a bounded time.
 func curlDigest(t *testing.T, ns, url, userpass string) int {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", ns, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-		"--max-time", "10", "--digest", "-u", userpass, url).Output()
-	if err != nil {
-		t.Fatalf("curl %s: %v", url, err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := exec.Command("ip", "netns", "exec", ns, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+			"--max-time", "10", "--digest", "-u", userpass, url).Output()
+		if err != nil {
+			t.Fatalf("curl %s: %v", url, err)
+		}
+		var code int
+		if _, err := fmt.Sscan(string(out), &code); err != nil {
+			t.Fatalf("curl printed %q", out)
+		}
+		if code != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return code
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	var code int
-	if _, err := fmt.Sscan(string(out), &code); err != nil {
-		t.Fatalf("curl printed %q", out)
-	}
-	return code
 }
 
 // waitSession polls the double until a session satisfies ok, for 20s,
