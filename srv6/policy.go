@@ -41,7 +41,8 @@ var ErrInvalidPolicy = errors.New("invalid SRv6 policy")
 type Policy struct {
 	// Name identifies the policy in events, status and the CWMP model.
 	Name string `yaml:"name"`
-	// Color and Endpoint identify the parent policy (RFC 9256 §2.1).
+	// Color and Endpoint identify the parent policy (RFC 9256 §2.1). Colors
+	// here and in constituents are 1..4294967295: 0 is "not set".
 	Color    uint32     `yaml:"color"`
 	Endpoint netip.Addr `yaml:"endpoint"`
 	// Constituents are the policies the selectors choose from, all to
@@ -218,6 +219,9 @@ func (p *Policy) Validate() error {
 	if p.Name == "" {
 		add("no name")
 	}
+	if p.Color == 0 {
+		add("color 0 (colors are 1..4294967295)")
+	}
 	if err := checkSegment(p.Endpoint); err != nil {
 		add("endpoint: %v", err)
 	}
@@ -228,6 +232,8 @@ func (p *Policy) Validate() error {
 	for i, c := range p.Constituents {
 		at := fmt.Sprintf("constituent %d (color %d)", i+1, c.Color)
 		switch {
+		case c.Color == 0:
+			add("constituent %d: color 0 (colors are 1..4294967295)", i+1)
 		case c.Color == p.Color:
 			add("%s: the parent policy's own color", at)
 		case colors[c.Color]:
@@ -281,7 +287,10 @@ func (p *Policy) Validate() error {
 			}
 			seen[e.Color] = e.Priority
 		}
-		if !colors[s.Default] {
+		switch {
+		case s.Default == 0:
+			add("%s: no default constituent", at)
+		case !colors[s.Default]:
 			add("%s: default color %d is not a constituent", at, s.Default)
 		}
 		if s.WaitToRestore < 0 {

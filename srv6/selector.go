@@ -73,8 +73,9 @@ type Measurement struct {
 	// List is the segment list's index in its constituent (from 0), or
 	// AllLists.
 	List int
-	// At is when the value was measured; a measurement older than the last
-	// one applied to the same list is dropped (reordered delivery).
+	// At is when the value was measured (zero: now); a measurement older
+	// than the last one applied to the same list is dropped (reordered
+	// delivery).
 	At       time.Time
 	Liveness Liveness
 	Has      Metric
@@ -336,6 +337,9 @@ func (s *Selector) Observe(now time.Time, m Measurement) ([]Event, error) {
 		return nil, fmt.Errorf("policy %s color %d: %w", strconv.Quote(s.pol.Name), m.Color, err)
 	}
 	s.advance(now)
+	if m.At.IsZero() {
+		m.At = now
+	}
 	for l := range s.paths[c] {
 		if m.List != AllLists && l != m.List {
 			continue
@@ -381,6 +385,31 @@ func checkMeasurement(m Measurement) error {
 		return fmt.Errorf("liveness %d unknown", m.Liveness)
 	}
 	return nil
+}
+
+// Measurements returns the last known state of every measured segment list
+// (liveness and the quantities ever measured). Notifications are damped, so
+// a new Selector built on a reloaded policy would wait long for values that
+// do not move: the caller replays these into it with Observe (those naming
+// a color or list that is gone are refused and can be dropped).
+func (s *Selector) Measurements() []Measurement {
+	var out []Measurement
+	for c := range s.paths {
+		for l, ps := range s.paths[c] {
+			if !ps.seen {
+				continue
+			}
+			m := Measurement{
+				Color: s.pol.Constituents[c].Color, List: l, At: ps.at, Liveness: PathUp,
+				Has: ps.has, Delay: ps.delay, Jitter: ps.jitter, Loss: ps.loss, Bandwidth: ps.bw,
+			}
+			if ps.down {
+				m.Liveness = PathDown
+			}
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Evaluate re-evaluates every service at time now; call it when the timer

@@ -539,3 +539,47 @@ func TestChoiceString(t *testing.T) {
 		t.Errorf("Colors() = %v", c.Colors())
 	}
 }
+
+// A reloaded policy starts a new Selector; replaying the old one's last
+// measurements puts every service where it was, without waiting for
+// notifications that damping may hold back for long.
+func TestSelectorReplay(t *testing.T) {
+	p := basePolicy(t)
+	p.Constituents[0] = cons(t, 10, 1, 1)
+	old, err := NewSelector(p, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []Measurement{good(10), good(20), good(30), onList(down(10), 1), delay(20, 60*time.Millisecond)} {
+		if _, err := old.Observe(t0, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// the reload drops list 2 of color 10 and adds constituent 40
+	p.Constituents[0] = cons(t, 10, 1)
+	p.Constituents = append(p.Constituents, cons(t, 40, 1))
+	fresh, err := NewSelector(p, t0.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped := 0
+	for _, m := range old.Measurements() {
+		if _, err := fresh.Observe(t0.Add(time.Second), m); err != nil {
+			dropped++
+		}
+	}
+	if dropped != 1 {
+		t.Errorf("%d replayed measurements refused, want 1 (the list that is gone)", dropped)
+	}
+	was, _ := old.Choice("svc")
+	now, _ := fresh.Choice("svc")
+	if summary(was) != "p1 10.0x1" || summary(now) != summary(was) {
+		t.Errorf("after replay %q, before %q", summary(now), summary(was))
+	}
+	// 20's delay (60 ms) came along: a failure of 10 finds nothing better
+	// than the default
+	evs, _ := fresh.Observe(t0.Add(2*time.Second), down(10))
+	if len(evs) != 1 || evs[0].Kind != EventFallback {
+		t.Errorf("events %+v, want one fallback", evs)
+	}
+}
