@@ -27,7 +27,8 @@ import (
 //     only once one of its constituents has met the thresholds without
 //     interruption for the selector's WaitToRestore (never automatically
 //     for a non-revertive selector: Restore does it); a failed segment list
-//     or load-share member rejoins its active level after the same wait;
+//     or load-share member rejoins its active level after the same wait
+//     (non-revertive too: that is no move between levels);
 //   - fall back: when no prioritised constituent meets the thresholds, the
 //     default constituent carries the service, flagged with the reason;
 //   - a list that meets the thresholds from its first measurement has never

@@ -583,3 +583,38 @@ func TestSelectorReplay(t *testing.T) {
 		t.Errorf("events %+v, want one fallback", evs)
 	}
 }
+
+// BenchmarkSelectorObserve: the cost of one notification for a policy of
+// four constituents (five lists) and three services, alternating a delay
+// that switches the services with one that does not.
+func BenchmarkSelectorObserve(b *testing.B) {
+	p := basePolicy(b)
+	p.Constituents = append(p.Constituents, cons(b, 40, 1, 1))
+	p.Selectors = append(p.Selectors, RoutingSelector{
+		Name:       "share",
+		Priorities: []PriorityEntry{{Priority: 1, Color: 10}, {Priority: 1, Color: 40, Weight: 2}, {Priority: 2, Color: 20}},
+		Thresholds: Thresholds{Delay: 50 * time.Millisecond, LossPercent: 1}, Default: 30,
+	})
+	p.Services = append(p.Services, PolicyService{Name: "a", Selector: "share"}, PolicyService{Name: "b", Selector: "s"})
+	s, err := NewSelector(p, t0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []uint32{10, 20, 30, 40} {
+		if _, err := s.Observe(t0, good(c)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	now := t0
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		now = now.Add(time.Millisecond)
+		d := 10 * time.Millisecond
+		if i%2 == 1 {
+			d = 90 * time.Millisecond
+		}
+		if _, err := s.Observe(now, delay(10, d)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
