@@ -233,7 +233,7 @@ paths:
 		{"unknown name", pv(top+"Nope", "1"), cwmpclient.FaultInvalidName, top + "Nope", nil},
 		{"wrong type", []cwmpclient.ParameterValue{{Name: "LocatorLength", Value: "true", Type: "boolean"}}, cwmpclient.FaultInvalidType, "LocatorLength", nil},
 		{"locator shorter than the delegated prefix", pv("LocatorLength", "32"), cwmpclient.FaultInvalidValue, "LocatorLength", []string{"32", "2001:db8:1200::/40"}},
-		{"locator plus function over 128", pv("LocatorLength", "120"), cwmpclient.FaultInvalidValue, top + "LocatorLength", []string{"120", "16"}},
+		{"locator plus function over 128", pv("LocatorLength", "120"), cwmpclient.FaultInvalidValue, "LocatorLength", []string{"120", "16"}},
 		{"extension wider than the locator bits", pv(top+"Extension", "0x1ff"), cwmpclient.FaultInvalidValue, top + "Extension", []string{"0x1ff"}},
 		{"bad extension", pv(top+"Extension", "five"), cwmpclient.FaultInvalidValue, top + "Extension", []string{"five"}},
 		{"unknown service type", pv(s2+"ServiceType", "FancyVPN"), cwmpclient.FaultInvalidValue, s2 + "ServiceType", []string{"FancyVPN"}},

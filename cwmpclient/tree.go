@@ -610,8 +610,26 @@ func template(n *node) string {
 }
 
 type pendingSet struct {
-	ch Change
-	p  *Param
+	ch    Change
+	p     *Param
+	asked string // the name as the request wrote it (maybe an alias)
+}
+
+// askedNames returns f with each per-parameter fault under the name the ACS
+// used for that parameter (an Appendix I alias stays an alias), as TR-069
+// wants the fault to name what was in the request.
+func askedNames(f *Fault, sets []pendingSet) *Fault {
+	out := *f
+	out.SPV = slices.Clone(f.SPV)
+	for i, e := range out.SPV {
+		for _, s := range sets {
+			if s.ch.Name == e.Name {
+				out.SPV[i].Name = s.asked
+				break
+			}
+		}
+	}
+	return &out
 }
 
 // SetValues implements SetParameterValues atomically: every parameter is
@@ -666,7 +684,7 @@ func (t *Tree) SetValues(params []ParameterValue, key string) (status int, err e
 			}
 		}
 		old, _ := t.value(name, p, l.idx)
-		sets = append(sets, pendingSet{ch: Change{Name: name, Template: template(l.n), Idx: l.idx, Old: old, New: v}, p: p})
+		sets = append(sets, pendingSet{ch: Change{Name: name, Template: template(l.n), Idx: l.idx, Old: old, New: v}, p: p, asked: pv.Name})
 	}
 	if len(faults) > 0 {
 		return 0, &Fault{Code: FaultInvalidArguments, String: faultStrings[FaultInvalidArguments], SPV: faults}
@@ -706,7 +724,7 @@ func (t *Tree) SetValues(params []ParameterValue, key string) (status int, err e
 			// fault, naming the parameters; anything else is internal.
 			var f *Fault
 			if errors.As(err, &f) {
-				return 0, f
+				return 0, askedNames(f, sets)
 			}
 			return 0, NewFault(FaultInternal, "commit %s: %v", g.changes[0].Name, err)
 		}

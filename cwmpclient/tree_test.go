@@ -272,6 +272,15 @@ func TestSetValuesAtomic(t *testing.T) {
 		t.Errorf("after a committer fault: Count=%s rollbacks=%d", v[0].Value, len(c.rollbacks))
 	}
 
+	// Asked through an alias, the fault names the alias, as the request did.
+	if err := tr.Alias("SvcPort", "Device.X.Svc.1.Port"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = tr.SetValues([]ParameterValue{{Name: "SvcPort", Value: "80"}}, "key4")
+	if f := AsFault(err); f == nil || len(f.SPV) != 1 || f.SPV[0].Name != "SvcPort" {
+		t.Fatalf("committer fault through an alias = %v, want it to name SvcPort", err)
+	}
+
 	// A failing save rolls back too.
 	other.fail = nil
 	store.failWrite = errors.New("disk full")
