@@ -22,6 +22,9 @@ bench -bench 'BenchmarkGPVWholeTree|BenchmarkSession$|BenchmarkSessionTransport'
 section "bgp: 10,000 VPNv4 routes learned (direct, through FRR), receiver RSS"
 bench -bench 'Learn10k|ReceiverRSS' -benchtime 5x ./bgp/
 
+section "end to end: 10,000 VPNv4 routes from cpe1 via FRR, installed in cpe2's kernel (goal <= 1.5 s; receiver RSS goal <= 40 MB)"
+bench -bench BGPInstall10k -benchtime 3x ./cmd/srv6cpe/
+
 section "stamp: reflector throughput vs a C recvmmsg reflector (goal >= 0.95x); RTT floor at 1 kpps over veth, idle and with two CPU hogs (goal p99 <= 40 us)"
 SRV6CPE_BENCH=1 go test -count=1 -run '^TestBench' -v ./twamp/ | grep -Ev '^(=== RUN|PASS|ok )' || true
 bench -bench 'BenchmarkReflect' -benchmem ./twamp/
