@@ -91,6 +91,16 @@ func validName(name string) error {
 	return nil
 }
 
+// writeStepHook, when set by a crash test, runs between the steps of
+// WriteFile so the test can kill the process at each one. Nil in production.
+var writeStepHook func(step string)
+
+func writeStep(step string) {
+	if writeStepHook != nil {
+		writeStepHook(step)
+	}
+}
+
 // WriteFile replaces the file name with data atomically and durably: it
 // writes a temp file in the same directory, fsyncs it, renames it over
 // name and fsyncs the directory. When it returns nil the new content
@@ -104,6 +114,7 @@ func (d *StateDir) WriteFile(name string, data []byte) (err error) {
 		return fmt.Errorf("state file %s: %w", name, err)
 	}
 	tmp := f.Name()
+	writeStep("created")
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -113,16 +124,24 @@ func (d *StateDir) WriteFile(name string, data []byte) (err error) {
 	if _, err := f.Write(data); err != nil {
 		return fmt.Errorf("state file %s: write: %w", name, err)
 	}
+	writeStep("written")
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("state file %s: fsync: %w", name, err)
 	}
+	writeStep("synced")
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("state file %s: close: %w", name, err)
 	}
+	writeStep("closed")
 	if err := os.Rename(tmp, filepath.Join(d.path, name)); err != nil {
 		return fmt.Errorf("state file %s: rename: %w", name, err)
 	}
-	return syncDir(d.path)
+	writeStep("renamed")
+	if err := syncDir(d.path); err != nil {
+		return err
+	}
+	writeStep("dirsynced")
+	return nil
 }
 
 // ReadFile returns the content of name. A file that was never written
