@@ -121,6 +121,7 @@ type Agent struct {
 	bgp        bgpSide           // the BGP speaker and what it was handed
 	cwmp       *cwmpSide         // the CWMP client; its own goroutine
 	model      *srv6Model        // the SRv6 configuration the controller sets (cwmpsrv6.go)
+	monitor    *monitor          // the monitoring tasks (monitor*.go); its own goroutines
 }
 
 type reloadRequest struct {
@@ -211,6 +212,8 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		a.persisted = p
 		a.status.Previous = &p
 	}
+	a.monitor = newMonitor(a, a.state, a.log.Named("monitor"))
+	a.monitor.load(cfg, a.persisted.Address)
 	return a, nil
 }
 
@@ -255,6 +258,8 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	monDone := a.monitor.start(wctx)
+	defer func() { cancel(); <-monDone }()
 	cwmpDone := a.cwmp.start(wctx, a.cfg)
 	defer func() { cancel(); <-cwmpDone }()
 	ctlDone := a.startControl(wctx, a.cfg.ControlSocket)
@@ -431,6 +436,7 @@ func (a *Agent) onReload(cfg Config) error {
 	}
 	a.cfg = cfg
 	a.cwmp.reconfigure(cfg)
+	a.monitor.reload(cfg)
 	a.failures = 0
 	if r, ok := a.src.(interface{ Refresh() }); ok {
 		r.Refresh() // a reload also re-reads the WAN state
@@ -478,6 +484,9 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 		s.Prefix, s.Address, s.Locator, s.LocatorName = pc.New, pc.Addr, d.Locator, a.cfg.SRv6.LocatorName
 		s.SIDs, s.Fallback, s.RemoteRoutes = sids, fallbackNotes(sids, want), len(want.Encaps)
 	})
+	// Before the status is published: the IP change reports are queued
+	// with the VALUE CHANGE of the new prefix (one session carries both).
+	a.monitor.wanChanged(pc.Addr)
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, false // shutting down: the next run reconciles

@@ -42,6 +42,9 @@ type Config struct {
 	ControlSocket string `yaml:"control_socket"`
 	// Paths are the dynamic paths (binding SIDs) of Q.Suppl.79 §8.4.
 	Paths PathsConfig `yaml:"paths"`
+	// Monitor holds the monitoring tasks of Q.Suppl.79 §8.3 until the
+	// controller configures its own (see MonitorOverlayFile).
+	Monitor MonitorConfig `yaml:"monitor"`
 }
 
 // Prefix source kinds of WANConfig.PrefixSource.
@@ -321,6 +324,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.ACS.validate()...)
 	errs = append(errs, c.validateBGP()...)
 	errs = append(errs, c.validatePaths()...)
+	errs = append(errs, c.validateMonitor()...)
 	errs = append(errs, c.validateControl()...)
 	return errors.Join(errs...)
 }

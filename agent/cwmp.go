@@ -252,6 +252,9 @@ func (s *cwmpSide) newClient(c cwmpConfig) (*cwmpclient.Client, error) {
 	if err := s.a.model.register(cl.Tree()); err != nil {
 		return nil, fmt.Errorf("SRv6 objects: %w", err)
 	}
+	if err := s.a.monitor.attach(cl, deps.Info, cfg.URL); err != nil {
+		return nil, fmt.Errorf("monitoring tasks: %w", err)
+	}
 	if cfg.URL != st.ConfigURL {
 		// The operator pointed the CPE at another ACS: that wins over what
 		// the old ACS stored (and the new URL brings a 0 BOOTSTRAP).

@@ -99,7 +99,10 @@ func (m *srv6Model) register(t *cwmpclient.Tree) error {
 	}
 	reg("Enable", cwmpclient.Param{Type: cwmpclient.TypeBoolean, Writable: true, ForcedInform: true,
 		Get: func([]uint32) (string, error) { return strconv.FormatBool(!st().Disabled), nil }})
-	reg("IPv6Prefix", ro(cwmpclient.TypeString, func() string { return prefixText(status().Prefix) }))
+	// Active notification by default: a renumbering reaches the controller
+	// at once (with the Stats_IP_Change_Reports, §8.3).
+	active := func(p cwmpclient.Param) cwmpclient.Param { p.ForceActive = true; return p }
+	reg("IPv6Prefix", active(ro(cwmpclient.TypeString, func() string { return prefixText(status().Prefix) })))
 	reg("LocatorLength", rw(cwmpclient.TypeUnsignedInt, func() string { return strconv.Itoa(st().SRv6.LocatorLen) }, m.checkLocatorLen))
 	reg("FunctionLength", rw(cwmpclient.TypeUnsignedInt, func() string { return strconv.Itoa(st().SRv6.FunctionLen) }, checkFunctionLen))
 	reg("Extension", rw(cwmpclient.TypeString, func() string {
@@ -119,7 +122,7 @@ func (m *srv6Model) register(t *cwmpclient.Tree) error {
 	reg("ConnectionStatus", ro(cwmpclient.TypeString, m.connectionStatus))
 
 	reg("Locator.Name", rw(cwmpclient.TypeString, func() string { return st().SRv6.LocatorName }, checkName))
-	reg("Locator.Prefix", ro(cwmpclient.TypeString, func() string { return prefixText(status().Locator) }))
+	reg("Locator.Prefix", active(ro(cwmpclient.TypeString, func() string { return prefixText(status().Locator) })))
 	reg("Locator.Length", ro(cwmpclient.TypeUnsignedInt, func() string {
 		if l := status().Locator; l.IsValid() {
 			return strconv.Itoa(l.Bits())
