@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # srv6cpe namespace lab: two CPEs with an SRv6 L3VPN over BGP between them.
 #
-#   scripts/lab.sh up              build srv6cpe, create the lab, start FRR and both CPEs,
-#                                  show SIDs, BGP sessions, encap routes, and ping lan1 -> lan2
-#   scripts/lab.sh status          show each CPE's SIDs, BGP sessions and encap routes
+#   scripts/lab.sh up              build srv6cpe and labctl, create the lab, start the
+#                                  controller, FRR and both CPEs; show registrations, SIDs, BGP
+#                                  sessions, encap routes, a ping lan1 -> lan2 and the latest
+#                                  monitoring report
+#   scripts/lab.sh status          show each CPE's SIDs, BGP sessions and encap routes, and
+#                                  the controller's view
 #   scripts/lab.sh renumber cpe1   move cpe1's delegated prefix to the other /40; time how long
-#                                  cpe2 takes to move to the new SIDs and traffic to recover
+#                                  cpe2 takes to move to the new SIDs, traffic to recover and
+#                                  the controller to get the IP change report and tell cpe2
 #   scripts/lab.sh down            stop everything and delete what the lab created
 #
-# Topology (network namespaces; the controller "ctl" comes with a later issue):
+# Topology (network namespaces):
 #
 #   [lan1] eth0 -- lan0 [cpe1] wan0 --- cpe1 [wan] cpe2 --- wan0 [cpe2] lan0 -- eth0 [lan2]
-#   192.168.1.0/24      2001:db8:1200::1/40   |     2001:db8:2200::1/40      192.168.2.0/24
-#   2001:db8:1201::/64  fd00:0:1::2/64        rr    fd00:0:2::2/64           2001:db8:2201::/64
-#                                             |
+#   192.168.1.0/24      2001:db8:1200::1/40   |  |  2001:db8:2200::1/40      192.168.2.0/24
+#   2001:db8:1201::/64  fd00:0:1::2/64        rr ctl fd00:0:2::2/64          2001:db8:2201::/64
+#                                             |  |
 #                                        wan0 [rr] fd00:0:ff::2: FRR bgpd -Z, route reflector
+#                                                |
+#                                           wan0 [ctl] fd00:0:c::2: labctl, the SD-WAN controller
 #
 # cpe1 and cpe2 run srv6cpe with examples/lab/cpeN.yaml: the delegated prefix
 # comes from the global WAN address, locator = prefix + extension 0x5 over
@@ -22,16 +28,24 @@
 # LAN prefixes over BGP (sessions on the stable fd00:0:N::2 addresses) and
 # reflected by FRR (scripts/frr/rr-bgpd.conf). "wan" is the transit: it
 # routes each delegated /40 to its CPE and carries the SRv6 packets.
+# "ctl" runs labctl (scripts/labctl), the SD-WAN controller of Q.Suppl.79
+# clause 8, as both CPEs' ACS: it registers them, configures SRv6 and the
+# L3VPN services over CWMP (scripts/labctl/lab.yaml), creates a STAMP
+# monitoring task (cpe1 sender, cpe2 reflector) and, when cpe1 reports an
+# IP change, tells cpe2 the new address. Its state: $RUN/ctl/state.json.
 # Files live under $SRV6CPE_LAB_DIR (default /run/srv6cpe-lab).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUN=${SRV6CPE_LAB_DIR:-/run/srv6cpe-lab}
 BIN=$RUN/bin/srv6cpe
+LABCTL=$RUN/bin/labctl
+CTL_ADDR=fd00:0:c::2
+CTL_STATE=$RUN/ctl/state.json
 BGPD=/usr/lib/frr/bgpd
 PROTO=198 # dataplane.RouteProtocol (0xc6): every route the agent owns carries it
 
-NAMESPACES=(cpe1 cpe2 rr wan lan1 lan2)
+NAMESPACES=(cpe1 cpe2 rr wan lan1 lan2 ctl)
 CPES=(cpe1 cpe2)
 ADDR_A=2001:db8:1200::1/40 # cpe1, and where renumber moves it back to
 ADDR_B=2001:db8:4400::1/40 # where renumber moves cpe1
@@ -47,7 +61,7 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 netns_exists() { ip netns list | awk '{print $1}' | grep -qx "$1"; }
 
-# lab_pid NS PROG prints the pid of PROG (srv6cpe or bgpd) this lab started
+# lab_pid NS PROG prints the pid of PROG (srv6cpe, bgpd, labctl) this lab started
 # in NS, if it runs.
 lab_pid() {
 	local pidfile=$RUN/$1/$2.pid pid
@@ -66,12 +80,14 @@ lab_pid() {
 build() {
 	mkdir -p "$RUN/bin"
 	if command -v go >/dev/null; then
-		echo "lab: building srv6cpe"
-		(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$BIN" ./cmd/srv6cpe)
-	elif [[ -x $ROOT/bin/srv6cpe ]]; then
+		echo "lab: building srv6cpe and labctl"
+		(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$BIN" ./cmd/srv6cpe &&
+			CGO_ENABLED=0 go build -trimpath -o "$LABCTL" ./scripts/labctl)
+	elif [[ -x $ROOT/bin/srv6cpe && -x $ROOT/bin/labctl ]]; then
 		cp "$ROOT/bin/srv6cpe" "$BIN"
+		cp "$ROOT/bin/labctl" "$LABCTL"
 	else
-		die "no Go toolchain and no bin/srv6cpe: run 'make build' first"
+		die "no Go toolchain and no bin/srv6cpe, bin/labctl: build them first"
 	fi
 }
 
@@ -109,6 +125,10 @@ topology() {
 	addr rr wan0 fd00:0:ff::2/64
 	addr wan rr fd00:0:ff::1/64
 	ip -n rr -6 route add default via fd00:0:ff::1
+	link ctl wan0 wan ctl
+	addr ctl wan0 "$CTL_ADDR/64"
+	addr wan ctl fd00:0:c::1/64
+	ip -n ctl -6 route add default via fd00:0:c::1
 	for i in 1 2; do
 		link "cpe$i" wan0 wan "cpe$i"
 		addr "cpe$i" wan0 "2001:db8:${i}200::1/40"
@@ -141,13 +161,45 @@ start_rr() {
 # vtysh CMD runs a show command in the reflector's bgpd.
 vtysh() { ip netns exec rr vtysh --vty_socket "$RUN/rr" -c "$1"; }
 
+# start_ctl starts labctl in ctl, detached, logging to its run dir.
+start_ctl() {
+	local dir=$RUN/ctl
+	mkdir -p "$dir"
+	setsid ip netns exec ctl "$LABCTL" --listen "[$CTL_ADDR]:7548" --config "$ROOT/scripts/labctl/lab.yaml" \
+		--state "$CTL_STATE" </dev/null >>"$dir/labctl.log" 2>&1 &
+	echo $! >"$dir/labctl.pid"
+}
+
+# cpe_config NS writes NS's config: the example file plus its identity
+# and the controller as its ACS (credentials of scripts/labctl/lab.yaml).
+cpe_config() {
+	local ns=$1 out=$RUN/$1/srv6cpe.yaml
+	{
+		cat "$ROOT/examples/lab/$ns.yaml"
+		cat <<EOF
+
+# Added by scripts/lab.sh: the lab controller in netns ctl is the ACS.
+identity: {manufacturer: srv6cpe-lab, oui: 00A0C9, product_class: SRv6-CPE, serial_number: LAB-${ns^^}}
+acs:
+  url: http://[$CTL_ADDR]:7548/acs
+  username: cpe
+  password: cpe-secret
+  retry_minimum_wait: 1
+  connection_request: {addr: "[::]:7547", path: /cr, username: acs, password: acs-secret}
+  reboot_command: [/bin/true]
+EOF
+	} >"$out"
+	echo "$out"
+}
+
 # start_cpe NS starts srv6cpe in NS, detached, logging to its run dir.
 start_cpe() {
-	local ns=$1 dir=$RUN/$1
+	local ns=$1 dir=$RUN/$1 cfg
 	mkdir -p "$dir/state"
+	cfg=$(cpe_config "$ns")
 	# setsid: the daemon outlives this script and the terminal; it keeps
 	# the pid (ip netns exec execs it), so the pid file is the daemon's.
-	setsid ip netns exec "$ns" "$BIN" --config "$ROOT/examples/lab/$ns.yaml" --state-dir "$dir/state" \
+	setsid ip netns exec "$ns" "$BIN" --config "$cfg" --state-dir "$dir/state" \
 		</dev/null >>"$dir/srv6cpe.log" 2>&1 &
 	echo $! >"$dir/srv6cpe.pid"
 }
@@ -238,10 +290,72 @@ ping_over_srv6() {
 	grep . "$cap" | indent
 }
 
+# wait_ctl WHAT SECONDS PYEXPR waits up to SECONDS until PYEXPR holds for
+# the controller's state.json (as s); returns 1 if it does not.
+wait_ctl() {
+	local what=$1 secs=$2 expr=$3 i
+	for ((i = 0; i < secs * 20; i++)); do
+		if [[ -r $CTL_STATE ]] && python3 -c "import json,sys; s=json.load(open(sys.argv[1])); sys.exit(0 if ($expr) else 1)" "$CTL_STATE" 2>/dev/null; then
+			return 0
+		fi
+		lab_pid ctl labctl >/dev/null || die "labctl exited; see $RUN/ctl/labctl.log: $(tail -n 3 "$RUN/ctl/labctl.log")"
+		sleep 0.05
+	done
+	echo "lab: controller: $what not within ${secs}s; see $RUN/ctl/labctl.log" >&2
+	return 1
+}
+
+# ctl_summary prints the controller's view: registrations, what it
+# configured and read back, the monitoring table, the latest report and the
+# IP change reports.
+ctl_summary() {
+	local pid
+	pid=$(lab_pid ctl labctl) || {
+		echo "ctl: labctl not running"
+		return 0
+	}
+	echo "ctl: labctl pid $pid, ACS http://[$CTL_ADDR]:7548/acs, state $CTL_STATE, log $RUN/ctl/labctl.log"
+	[[ -r $CTL_STATE ]] || {
+		echo "  no state yet"
+		return 0
+	}
+	python3 - "$CTL_STATE" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print("  registrations (Q.Suppl.79 8.1)")
+for name, d in sorted(s.get("devices", {}).items()):
+    conf = "configured" if d.get("configured") else ("configuration FAILED: " + d["config_error"] if d.get("config_error") else "not configured yet")
+    print(f"    {name:<5} {d['device_id']:<26} at {d.get('address', '-'):<18} {d.get('supported_services', '-')}, "
+          f"registered {d['registered_at'][11:23]}, {d['informs']} informs, {conf}")
+    if d.get("locator"):
+        print(f"          prefix {d.get('ipv6_prefix', '-')}, locator {d['locator']}")
+    for sid_name, sid in sorted((d.get("sids") or {}).items()):
+        print(f"          {sid_name:<6} SID {sid:<22} tunnel {(d.get('tunnel_status') or {}).get(sid_name, '-')}")
+for tid, t in sorted(s.get("tasks", {}).items()):
+    snd, rfl = t["sender"], t["reflector"]
+    print(f"  monitoring task {tid} (8.3 table), every {t['monitor_cycle']}s, {t['updates']} updates sent")
+    print(f"    {snd['device']} {snd['role']:<9} local {snd['local_ip']:<18} peer {snd['peer_ip']:<18} ({t['config'].get('sender', 'no answer yet')})")
+    print(f"    {rfl['device']} {rfl['role']:<9} local {rfl['local_ip']:<18} peer {rfl['peer_ip']:<18} ({t['config'].get('reflector', 'no answer yet')})")
+    r = t.get("last_report")
+    if r:
+        f = r["fields"]
+        bw = f", bandwidth {f['Bandwidth']} Mbit/s" if f.get("Bandwidth") else ""
+        print(f"    latest report ({t['reports']} so far), from {r['device']} at {f.get('ReportTimestamp', r['received_at'])}: "
+              f"{f.get('LocalIP', '?')} -> {f.get('PeerIP', '?')}: latency {f.get('Latency', '?')} ms, "
+              f"jitter {f.get('Jitter', '?')} ms, loss {f.get('PacketLossRate', '?')} %{bw}")
+    else:
+        print("    no report yet")
+for e in s.get("ip_changes") or []:
+    upd = f"update to {e['update_to']}: {e.get('update_answer', 'not answered yet')}" if e.get("update_to") else "no update sent"
+    prob = f" PROBLEM: {e['problem']}" if e.get("problem") else ""
+    print(f"  IP change report from {e['device']} (task {e['task_id']}) at {e['received_at'][11:23]}: {e['old_ip']} -> {e['new_ip']}; {upd}{prob}")
+EOF
+}
+
 down() {
 	local ns pid i prog
 	for ns in "${NAMESPACES[@]}"; do
-		for prog in srv6cpe bgpd; do
+		for prog in srv6cpe bgpd labctl; do
 			if pid=$(lab_pid "$ns" "$prog"); then
 				kill -TERM "$pid"
 				for ((i = 0; i < 50; i++)); do
@@ -269,6 +383,8 @@ up() {
 	start_rr
 	sleep 0.3
 	lab_pid rr bgpd >/dev/null || die "FRR's bgpd exited at once: $(tail -n 3 "$RUN/rr/bgpd.out" "$RUN/rr/bgpd.log" 2>/dev/null)"
+	start_ctl
+	wait_ctl "start" 5 "True" || die "labctl did not start"
 	for ns in "${CPES[@]}"; do
 		start_cpe "$ns"
 	done
@@ -277,6 +393,12 @@ up() {
 		wait_status "$ns" "BGP session established" "s.get('bgp') and s['bgp']['peers'] and s['bgp']['peers'][0]['state'] == 'established'"
 		wait_status "$ns" "encap routes to the other CPE" "s['bgp']['installed'] >= 2"
 	done
+	wait_ctl "both CPEs registered and configured" 20 \
+		"all(s['devices'].get(n, {}).get('configured') and s['devices'][n].get('sids') for n in ('cpe1', 'cpe2'))" ||
+		die "the controller did not configure both CPEs"
+	wait_ctl "the monitoring task answered by both CPEs" 20 \
+		"s['tasks'] and all(t['config'].get('sender') and t['config'].get('reflector') for t in s['tasks'].values())" ||
+		die "the monitoring task was not set up"
 	for ns in "${CPES[@]}"; do
 		echo
 		summary "$ns"
@@ -287,6 +409,10 @@ up() {
 	echo
 	echo "ping over SRv6:"
 	ping_over_srv6
+	echo
+	# The first report comes one MonitorCycle after the task starts.
+	wait_ctl "a monitoring report" 15 "any(t.get('last_report') for t in s['tasks'].values())" || true
+	ctl_summary
 	echo
 	echo "Next: scripts/lab.sh renumber cpe1   (then: scripts/lab.sh status, scripts/lab.sh down)"
 }
@@ -338,6 +464,25 @@ renumber() {
 	echo
 	echo "ping over SRv6 after renumbering:"
 	ping_over_srv6
+	echo
+	# Q.Suppl.79 8.3 steps 5-8: cpe1 reports the change, the controller
+	# updates its table and re-targets cpe2's end of the task.
+	if wait_ctl "the IP change report and cpe2's answer to the update" 20 \
+		"any(e['new_ip'] == '${new%/*}' and e.get('update_answer_at') for e in s['ip_changes'])"; then
+		python3 - "$CTL_STATE" "${new%/*}" "$t0" <<'EOF'
+import datetime, json, re, sys
+s, new, t0 = json.load(open(sys.argv[1])), sys.argv[2], int(sys.argv[3])
+def ms(ts):
+    ts = re.sub(r"(\.\d{6})\d*", r"\1", ts).replace("Z", "+00:00")
+    return round(datetime.datetime.fromisoformat(ts).timestamp() * 1000) - t0
+e = [e for e in s["ip_changes"] if e["new_ip"] == new][-1]
+print(f"controller: IP change report from {e['device']} (task {e['task_id']}, {e['old_ip']} -> {e['new_ip']}) "
+      f"received {ms(e['received_at'])} ms after the address change")
+print(f"controller: Stats_Monitor_Update_Req to {e['update_to']} sent at {ms(e['update_sent_at'])} ms, "
+      f"answered at {ms(e['update_answer_at'])} ms: {e['update_answer']}")
+EOF
+	fi
+	ctl_summary
 }
 
 [[ $EUID -eq 0 ]] || die "run as root (network namespaces)"
@@ -348,6 +493,7 @@ status)
 	for ns in "${CPES[@]}"; do
 		summary "$ns"
 	done
+	ctl_summary
 	;;
 renumber)
 	[[ ${2:-} == cpe1 ]] || die "usage: $0 renumber cpe1"
