@@ -69,6 +69,12 @@ type Desired struct {
 	// End.B6.Encaps.Red action, so Apply rejects that behaviour.
 	BSIDs  []LocalSID
 	Encaps []EncapRoute
+	// SIDFilter, when set, admits packets from the WAN to our locators only
+	// from its allowed sources (rules.go). nil = no filter rules of ours.
+	SIDFilter *SIDFilter
+	// TunnelSource is the outer source of our encapsulated packets (the
+	// namespace's seg6 tunsrc); the zero value leaves the setting alone.
+	TunnelSource netip.Addr
 }
 
 // Capabilities is what the probe found the kernel can do.

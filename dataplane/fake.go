@@ -25,6 +25,8 @@ type Fake struct {
 	routes  routeSet
 	foreign map[rkey]bool
 	vrfs    []VRF
+	rules   []krule    // the SID filter's rules, in kernel (add) order
+	tunsrc  netip.Addr // the seg6 tunnel source
 	status  Status
 	ops     int
 	failN   int
@@ -115,7 +117,9 @@ func (f *Fake) Installed(ctx context.Context) (Desired, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return toDesired(f.routes, f.vrfs, f.nm), nil
+	d := toDesired(f.routes, f.vrfs, f.nm)
+	d.SIDFilter, d.TunnelSource = filterOf(f.rules), f.tunsrc
+	return d, nil
 }
 
 // Routes lists the held routes one per line, iproute2 style, sorted.
@@ -206,7 +210,7 @@ func (f *Fake) Apply(ctx context.Context, d Desired) error {
 	if err != nil {
 		f.status.LastError = err.Error()
 	}
-	f.status.Routes = len(f.routes)
+	f.status.Routes, f.status.Rules, f.status.TunnelSource = len(f.routes), len(f.rules), f.tunsrc
 	return err
 }
 
@@ -218,7 +222,23 @@ func (f *Fake) apply(ctx context.Context, d Desired) error {
 	if err != nil {
 		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
 	}
+	filter, err := normFilter(d.SIDFilter, f.wan)
+	if err != nil {
+		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
+	}
+	if err := validTunnelSource(d.TunnelSource); err != nil {
+		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
+	}
 	ae := &ApplyError{}
+	if d.TunnelSource.IsValid() && d.TunnelSource != f.tunsrc && f.op(ae, "set seg6 tunnel source "+d.TunnelSource.String()) {
+		f.tunsrc = d.TunnelSource
+	}
+	addRules, delRules := diffRules(f.rules, planRules(filter))
+	for _, r := range addRules {
+		if f.op(ae, "add "+r.String()) {
+			f.rules = append(f.rules, r)
+		}
+	}
 	have := vrfTables(f.vrfs)
 	for _, v := range d.VRFs {
 		if t, ok := have[v.Name]; ok && t == v.Table {
@@ -248,6 +268,11 @@ func (f *Fake) apply(ctx context.Context, d Desired) error {
 	for _, k := range dels {
 		if f.op(ae, "delete route "+k.String()) {
 			delete(f.routes, k)
+		}
+	}
+	for _, r := range delRules {
+		if f.op(ae, "delete "+r.String()) {
+			f.rules = slices.DeleteFunc(f.rules, func(x krule) bool { return x == r })
 		}
 	}
 	keep := vrfTables(d.VRFs)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -46,6 +47,10 @@ type Status struct {
 	// Routes and Nexthops count what the agent holds in the kernel after
 	// the last Apply.
 	Routes, Nexthops int
+	// Rules counts the SID filter's rules after the last Apply;
+	// TunnelSource is the seg6 tunnel source it left (zero = unset).
+	Rules        int
+	TunnelSource netip.Addr
 }
 
 // Sysctl is one kernel setting the dataplane needs.
@@ -319,7 +324,17 @@ func (k *Kernel) Installed(ctx context.Context) (Desired, error) {
 			rs[key] = v
 		}
 	}
-	return toDesired(rs, st.vrfs, newLinkNames(k.h)), nil
+	rules, _, err := k.readRules()
+	if err != nil {
+		return Desired{}, err
+	}
+	src, err := k.tunnelSource()
+	if err != nil {
+		return Desired{}, err
+	}
+	d := toDesired(rs, st.vrfs, newLinkNames(k.h))
+	d.SIDFilter, d.TunnelSource = filterOf(rules), src
+	return d, nil
 }
 
 // OpError is one change that failed.
@@ -392,6 +407,13 @@ func (k *Kernel) Apply(ctx context.Context, d Desired) (err error) {
 	if err != nil {
 		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
 	}
+	filter, err := normFilter(d.SIDFilter, k.opt.WANInterface)
+	if err != nil {
+		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
+	}
+	if err := validTunnelSource(d.TunnelSource); err != nil {
+		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
+	}
 	if !k.opt.SkipSysctls {
 		k.retrySysctls()
 	}
@@ -404,9 +426,20 @@ func (k *Kernel) Apply(ctx context.Context, d Desired) (err error) {
 		return fmt.Errorf("nothing applied: %w", err)
 	}
 	ups, dels := diff(st.routes, st.order, want)
+	curRules, rawRules, err := k.readRules()
+	if err != nil {
+		return fmt.Errorf("nothing applied: %w", err)
+	}
+	wantRules := planRules(filter)
+	addRules, delRules := diffRules(curRules, wantRules)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("nothing applied: %w", err)
 	}
+
+	// 0. The tunnel source, before encap routes that use it, and the SID
+	// filter's new rules, before the SIDs they guard (allows before drops).
+	k.ensureTunnelSource(d.TunnelSource, ae)
+	k.addRules(addRules, ae)
 
 	// 1. Nexthop objects the new routes need, before the routes.
 	ids := k.ensureNexthops(st, ups, ae)
@@ -414,6 +447,9 @@ func (k *Kernel) Apply(ctx context.Context, d Desired) (err error) {
 	upOK := k.upsert(ups, ids, ae)
 	// 3. Stale routes.
 	gone := k.remove(st, dels, ae)
+	// 3b. Stale rules, after the stale SIDs they guarded are gone.
+	k.delRules(delRules, rawRules, ae)
+	k.status.Rules = len(curRules) + len(addRules) - len(delRules)
 	// 4. Nexthop objects nothing uses any more, then stale VRFs.
 	used := make(map[uint32]bool)
 	replaced := make(map[rkey]bool)

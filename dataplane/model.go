@@ -241,8 +241,19 @@ func (s subject) String() string {
 // wan is the device used where a route names none ("" = none configured).
 // The error names the first bad value.
 func (d Desired) Validate(caps Capabilities, wan string) error {
-	_, err := plan(d, caps, wan, anyNames{})
-	return err
+	if _, err := plan(d, caps, wan, anyNames{}); err != nil {
+		return err
+	}
+	return validExtras(d, wan)
+}
+
+// validExtras checks what Desired holds besides routes (the SID filter and
+// the tunnel source).
+func validExtras(d Desired, wan string) error {
+	if _, err := normFilter(d.SIDFilter, wan); err != nil {
+		return err
+	}
+	return validTunnelSource(d.TunnelSource)
 }
 
 // anyNames accepts every device name (validation without a kernel).
@@ -619,7 +630,16 @@ func Normalize(d Desired, caps Capabilities, wan string) (Desired, error) {
 	if err != nil {
 		return Desired{}, err
 	}
-	return toDesired(ds.routes, d.VRFs, nm), nil
+	f, err := normFilter(d.SIDFilter, wan)
+	if err != nil {
+		return Desired{}, err
+	}
+	if err := validTunnelSource(d.TunnelSource); err != nil {
+		return Desired{}, err
+	}
+	out := toDesired(ds.routes, d.VRFs, nm)
+	out.SIDFilter, out.TunnelSource = f, d.TunnelSource
+	return out, nil
 }
 
 // fakeNames gives every device name a stable invented ifindex.
