@@ -78,6 +78,13 @@ type SRv6Config struct {
 	Extension   *Function `yaml:"extension"`
 	EncapMode   string    `yaml:"encap_mode"`
 	LocatorName string    `yaml:"locator_name"`
+	// SID anti-spoofing (sidfilter.go): SIDFilter switches it (nil = on
+	// with bgp or sid_allow), SIDAllow are extra admitted source prefixes,
+	// PeerLocatorLen the length a remote SID's locator is taken at (0 =
+	// LocatorLen).
+	SIDFilter      *bool          `yaml:"sid_filter"`
+	SIDAllow       []netip.Prefix `yaml:"sid_allow"`
+	PeerLocatorLen int            `yaml:"peer_locator_len"`
 }
 
 // ServiceConfig is one local service SID.
@@ -321,6 +328,7 @@ func (c *Config) Validate() error {
 
 	errs = append(errs, c.validateServices()...)
 	errs = append(errs, c.validateRemote()...)
+	errs = append(errs, c.validateSIDFilter()...)
 	errs = append(errs, c.ACS.validate()...)
 	errs = append(errs, c.validateBGP()...)
 	errs = append(errs, c.validatePaths()...)
