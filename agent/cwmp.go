@@ -252,7 +252,7 @@ func (s *cwmpSide) newClient(c cwmpConfig) (*cwmpclient.Client, error) {
 	if err := s.a.model.register(cl.Tree()); err != nil {
 		return nil, fmt.Errorf("SRv6 objects: %w", err)
 	}
-	if err := s.a.monitor.attach(cl, deps.Info, cfg.URL); err != nil {
+	if err := s.a.monitor.attach(cl, deps.Info); err != nil {
 		return nil, fmt.Errorf("monitoring tasks: %w", err)
 	}
 	if cfg.URL != st.ConfigURL {

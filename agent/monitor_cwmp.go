@@ -18,7 +18,7 @@ const monitorTable = SRv6Object + "Monitor.Task."
 
 // attach registers Monitor.Task.{i} and the Stats_* RPCs on a new client
 // and makes it the one reports go through.
-func (m *monitor) attach(cl *cwmpclient.Client, info cwmpclient.DeviceInfo, acsURL string) error {
+func (m *monitor) attach(cl *cwmpclient.Client, info cwmpclient.DeviceInfo) error {
 	t := cl.Tree()
 	if err := m.register(t); err != nil {
 		return err
@@ -28,10 +28,14 @@ func (m *monitor) attach(cl *cwmpclient.Client, info cwmpclient.DeviceInfo, acsU
 	d.HandleVendor(rpcMonitorUpdate, m.onUpdateReq)
 	d.HandleVendor(rpcMonitorDelete, m.onDeleteReq)
 	m.mu.Lock()
-	m.cl, m.acsURL = cl, acsURL
+	m.cl = cl
 	m.deviceID = info.ManufacturerOUI + "-" + info.ProductClass + "-" + info.SerialNumber
+	pending, dev := m.pending, m.deviceID
+	m.pending = nil
 	m.mu.Unlock()
-	return m.syncInstances(t)
+	err := m.syncInstances(t)
+	m.sendIPChanges(cl, dev, pending)
+	return err
 }
 
 func (m *monitor) register(t *cwmpclient.Tree) error {

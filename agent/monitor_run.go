@@ -55,13 +55,16 @@ type monitor struct {
 	wan      netip.Addr // the CPE's WAN address the tasks follow
 	cl       *cwmpclient.Client
 	deviceID string
-	acsURL   string
-	syncing  bool                   // adds of the instance sync / the RPCs: not the ACS's
-	results  map[uint32]report      // per instance: the last report put in the parameters
-	runs     map[string]*taskRun    // sender tasks by id
-	refls    map[reflectorKey]*rrun // reflectors by port
-	ctx      context.Context        // Run's; nil before and after
-	wg       sync.WaitGroup
+	syncing  bool // adds of the instance sync / the RPCs: not the ACS's
+	// pending are IP change reports made while no client ran (a
+	// renumbering found at start): the first client sends them.
+	pending []ipChange
+	last    map[string]report      // per task id: the last report, however delivered
+	results map[uint32]report      // per instance: the last report put in the parameters
+	runs    map[string]*taskRun    // sender tasks by id
+	refls   map[reflectorKey]*rrun // reflectors by port
+	ctx     context.Context        // Run's; nil before and after
+	wg      sync.WaitGroup
 }
 
 type reflectorKey struct {
@@ -80,7 +83,7 @@ func newMonitor(a *Agent, state *board.StateDir, log *zap.Logger) *monitor {
 		newReflector: func(c twamp.ReflectorConfig) (reflectorRunner, error) {
 			return twamp.NewReflector(c, log)
 		},
-		results: map[uint32]report{}, runs: map[string]*taskRun{}, refls: map[reflectorKey]*rrun{}}
+		results: map[uint32]report{}, last: map[string]report{}, runs: map[string]*taskRun{}, refls: map[reflectorKey]*rrun{}}
 }
 
 // load takes the file's tasks, or the controller's overlay when it exists;
@@ -417,12 +420,20 @@ func (r *taskRun) report() {
 // task's parameters when the ACS does not take the RPC (fault 8000).
 func (m *monitor) deliver(id string, rep report, src, peer netip.Addr) {
 	m.mu.Lock()
-	cl, url, fallback := m.cl, m.acsURL, m.fallback != "" && m.fallback == m.acsURL
-	dev := m.deviceID
+	m.last[id] = rep
+	cl, dev := m.cl, m.deviceID
 	m.mu.Unlock()
 	if cl == nil {
 		return
 	}
+	// The ACS may have moved itself (ManagementServer.URL).
+	url := ""
+	if v, err := cl.Tree().GetValues([]string{"Device.ManagementServer.URL"}); err == nil && len(v) == 1 {
+		url = v[0].Value
+	}
+	m.mu.Lock()
+	fallback := m.fallback != "" && m.fallback == url
+	m.mu.Unlock()
 	if fallback {
 		m.publish(id, rep)
 		return
@@ -503,23 +514,48 @@ func (m *monitor) wanChanged(addr netip.Addr) {
 			affected = append(affected, e.Task.ID)
 		}
 	}
-	m.mu.Unlock()
 	if !old.IsValid() {
+		m.mu.Unlock()
 		m.apply()
 		return // the first address since a fresh start: nothing changed
 	}
 	now := m.a.now()
+	var changes []ipChange
+	for _, id := range affected {
+		changes = append(changes, ipChange{id: id, old: old, new: addr, at: now})
+	}
+	if cl == nil {
+		m.pending = append(m.pending, changes...)
+	}
+	m.mu.Unlock()
 	m.log.Info("WAN address changed: re-targeting monitoring tasks", zap.Stringer("old", old), zap.Stringer("new", addr), zap.Strings("tasks", affected))
 	m.apply()
-	if cl == nil {
+	if cl != nil {
+		m.sendIPChanges(cl, dev, changes)
+	}
+}
+
+// ipChange is one task's Stats_IP_Change_Report.
+type ipChange struct {
+	id       string
+	old, new netip.Addr
+	at       time.Time
+}
+
+// sendIPChanges queues the reports after the notification check, which
+// queues the VALUE CHANGE of IPv6Prefix and Locator: the session the
+// reports open carries both.
+func (m *monitor) sendIPChanges(cl *cwmpclient.Client, dev string, changes []ipChange) {
+	if len(changes) == 0 {
 		return
 	}
 	if err := cl.CheckNotifications(); err != nil {
 		m.log.Warn("notification check", zap.Error(err))
 	}
-	for _, id := range affected {
-		msg := vendor(rpcIPChange, []fieldKV{{"MonitorTaskID", id}, {"DeviceID", dev}, {"OldIP", old.String()},
-			{"NewIP", addr.String()}, {"ChangeTimestamp", rfc3339(now)}, {"EventCode", eventIPChange}})
+	for _, c := range changes {
+		id := c.id
+		msg := vendor(rpcIPChange, []fieldKV{{"MonitorTaskID", id}, {"DeviceID", dev}, {"OldIP", c.old.String()},
+			{"NewIP", c.new.String()}, {"ChangeTimestamp", rfc3339(c.at)}, {"EventCode", eventIPChange}})
 		if err := cl.SendVendor(msg, func(resp cwmpclient.Message) {
 			if f, ok := resp.(*cwmpclient.Fault); ok {
 				m.log.Warn("ACS refused an IP change report", zap.String("task", id), zap.Int("code", f.Code), zap.String("reason", f.String))
@@ -528,4 +564,62 @@ func (m *monitor) wanChanged(addr netip.Addr) {
 			m.log.Warn("IP change report not queued", zap.String("task", id), zap.Error(err))
 		}
 	}
+}
+
+// MonitorTaskStatus is one monitoring task as the agent runs it (for the
+// control socket; not in status.json, which a report every cycle would
+// rewrite on flash).
+type MonitorTaskStatus struct {
+	ID   string `json:"id"`
+	Role string `json:"role"`
+	// LocalIP is the address in use: the task's, else the WAN address.
+	LocalIP netip.Addr `json:"local_ip,omitzero"`
+	PeerIP  netip.Addr `json:"peer_ip,omitzero"`
+	Port    uint16     `json:"port"`
+	Enabled bool       `json:"enabled"`
+	Running bool       `json:"running"`
+	// Reports: "rpc" (Stats_Monitor_Data_Resp) or "parameters" (the ACS
+	// answered fault 8000); empty for a reflector.
+	Reports    string         `json:"reports,omitempty"`
+	LastReport *MonitorReport `json:"last_report,omitempty"`
+}
+
+// MonitorReport is a sender task's last cycle, in the report's units
+// (milliseconds, percent).
+type MonitorReport struct {
+	Latency        string    `json:"latency_ms"`
+	Jitter         string    `json:"jitter_ms"`
+	PacketLossRate string    `json:"packet_loss_percent"`
+	Time           time.Time `json:"time"`
+}
+
+// MonitorTasks lists the monitoring tasks (complete ones) and their state.
+func (a *Agent) MonitorTasks() []MonitorTaskStatus {
+	m := a.monitor
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	reports := "rpc"
+	if m.fallback != "" {
+		reports = "parameters"
+	}
+	var out []MonitorTaskStatus
+	for _, e := range m.st.Tasks {
+		t := e.Task
+		if !t.complete() {
+			continue
+		}
+		s := MonitorTaskStatus{ID: t.ID, Role: t.Role, LocalIP: m.sourceLocked(t), PeerIP: t.PeerIP, Port: t.Port, Enabled: t.enabled()}
+		switch t.Role {
+		case RoleSender:
+			_, s.Running = m.runs[t.ID]
+			s.Reports = reports
+			if r, ok := m.last[t.ID]; ok {
+				s.LastReport = &MonitorReport{Latency: r.Latency, Jitter: r.Jitter, PacketLossRate: r.PacketLossRate, Time: r.Timestamp}
+			}
+		case RoleReflector:
+			_, s.Running = m.refls[reflectorKey{port: t.Port, light: t.Protocol == ProtocolTWAMPLit}]
+		}
+		out = append(out, s)
+	}
+	return out
 }

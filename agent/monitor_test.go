@@ -350,6 +350,9 @@ func TestMonitorRPCFlow(t *testing.T) {
 			t.Errorf("Bandwidth reported though not measured: %v", r)
 		}
 	}
+	if l := h.agent.MonitorTasks(); len(l) != 1 || !l[0].Running || l[0].Reports != "rpc" || l[0].LastReport == nil || l[0].LocalIP != netip.MustParseAddr(wan1) {
+		t.Errorf("MonitorTasks %+v", l)
+	}
 	if c := ss.last(); c.Src != netip.MustParseAddr(wan1) || c.Dst != netip.MustParseAddrPort("["+peer1+"]:862") || c.Interval != 10*time.Millisecond || c.SSID == 0 {
 		t.Errorf("sender config %+v", c)
 	}
@@ -417,6 +420,9 @@ func TestMonitorRPCFlow(t *testing.T) {
 	in := vc.inform
 	if v := informValue(in, monitorTable+"1.PacketLossRate"); v == "" || informValue(in, monitorTable+"1.ReportTimestamp") == "" {
 		t.Errorf("VALUE CHANGE Inform %+v", in.Params)
+	}
+	if l := h.agent.MonitorTasks(); len(l) != 1 || l[0].Reports != "parameters" {
+		t.Errorf("MonitorTasks after fault 8000: %+v", l)
 	}
 	// ... and no more RPCs to that ACS: the next cycles are parameters too.
 	before := w.countMethod(rpcMonitorData)
@@ -517,5 +523,40 @@ monitor:
 	}
 	if st := h2.agent.monitor.snapshot(); len(st.Tasks) != 1 || st.Tasks[0].Task.ID != "file-refl" {
 		t.Errorf("after DeleteObject: %+v", st.Tasks)
+	}
+}
+
+// A renumbering while the CPE was down is reported once it is back, to
+// the first session of its client.
+func TestMonitorIPChangeAcrossRestart(t *testing.T) {
+	w := &watch{answerData: true}
+	acs := cwmptest.NewServer(t, cwmptest.WithAuth(cwmptest.AuthDigest, "cpe", "cpe-secret"), cwmptest.WithHook(w.hook))
+	_, doc := testCWMPConfig(t, acs.URL)
+	cfg, err := ParseConfig([]byte(doc + `
+monitor:
+  tasks:
+    - {id: file-task, role: Sender, peer_ip: "` + peer1 + `", cycle: 3600}
+    - {id: pinned, role: Sender, local_ip: "2001:db8:77::1", peer_ip: "` + peer1 + `", cycle: 3600}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	h := startMonitorAgent(t, cfg, dir, time.Millisecond, &sessions{}, nil)
+	h.src.send(t, "2001:db8:1200::/40", wan1)
+	h.waitStatus(func(s Status) bool { return s.State == StateApplied })
+	waitSessions(t, acs, 1)
+	h.stop()
+
+	h2 := startMonitorAgent(t, cfg, dir, time.Millisecond, &sessions{}, nil)
+	h2.src.send(t, "2001:db8:3400::/40", wan2)
+	ipc, _ := w.waitFor(t, 0, "IP change report", func(s seen) bool { return s.msg.Method == rpcIPChange })
+	if r := vendorFields(ipc.msg); r["MonitorTaskID"] != "file-task" || r["OldIP"] != wan1 || r["NewIP"] != wan2 || r["DeviceID"] != "00A0C9-SRv6-CPE-CW0001" {
+		t.Errorf("IP change report %v", r)
+	}
+	h2.waitStatus(func(s Status) bool { return s.State == StateApplied })
+	time.Sleep(100 * time.Millisecond)
+	if n := w.countMethod(rpcIPChange); n != 1 {
+		t.Errorf("%d IP change reports, want 1 (the pinned task keeps its address)", n)
 	}
 }
