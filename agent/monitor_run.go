@@ -75,6 +75,7 @@ type reflectorKey struct {
 type rrun struct {
 	allow  []netip.Prefix
 	cancel context.CancelFunc
+	done   chan struct{} // closed once its socket is closed
 }
 
 func newMonitor(a *Agent, state *board.StateDir, log *zap.Logger) *monitor {
@@ -220,18 +221,20 @@ func (m *monitor) apply() {
 		}
 		m.runs[id] = m.startRun(ctx, t, m.sourceLocked(t))
 	}
+	stopped := map[reflectorKey]*rrun{}
 	for k, r := range m.refls {
 		if l, ok := refl[k]; ok && slices.Equal(sortedPrefixes(l), r.allow) {
 			continue
 		}
 		r.cancel()
+		stopped[k] = r
 		delete(m.refls, k)
 	}
 	for k, l := range refl {
 		if _, ok := m.refls[k]; ok {
 			continue
 		}
-		m.refls[k] = m.startReflector(ctx, k, sortedPrefixes(l))
+		m.refls[k] = m.startReflector(ctx, k, sortedPrefixes(l), stopped[k])
 	}
 }
 
@@ -251,13 +254,19 @@ func sameButAddresses(a, b MonitorTask) bool {
 	return a == b
 }
 
-func (m *monitor) startReflector(ctx context.Context, k reflectorKey, allow []netip.Prefix) *rrun {
+// startReflector serves port k; prev (may be nil) is the reflector it
+// replaces, whose socket must be closed before the port is bound again.
+func (m *monitor) startReflector(ctx context.Context, k reflectorKey, allow []netip.Prefix, prev *rrun) *rrun {
 	rctx, cancel := context.WithCancel(ctx)
-	r := &rrun{allow: allow, cancel: cancel}
+	r := &rrun{allow: allow, cancel: cancel, done: make(chan struct{})}
 	cfg := twamp.ReflectorConfig{Port: k.port, Allow: allow, TWAMPLight: k.light}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		defer close(r.done)
+		if prev != nil {
+			<-prev.done
+		}
 		for rctx.Err() == nil {
 			rf, err := m.newReflector(cfg)
 			if err == nil {
