@@ -38,6 +38,9 @@ const (
 const (
 	crAttempts = 20
 	crBackoff  = 250 * time.Millisecond
+	// sessionStale: a session silent this long is taken as dead (the CPE
+	// crashed or lost its link), so that requests for it are not stuck.
+	sessionStale = 30 * time.Second
 )
 
 // ConnRequester sends a TR-069 connection request (cwmptest.ConnectionRequest).
@@ -69,7 +72,8 @@ type device struct {
 	queue      []step
 	pending    *step
 	inSession  bool
-	configured bool // configuration started or done in this run
+	lastSeen   time.Time // last message of the device's session
+	configured bool      // configuration started or done in this run
 }
 
 // step is one request to a device and what to do with its answer. build
@@ -98,13 +102,25 @@ func (c *Controller) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	busy := map[string]bool{}
-	done := make(chan string)
+	type result struct {
+		name   string
+		gaveUp bool
+	}
+	done := make(chan result)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case name := <-done:
-			busy[name] = false
+		case r := <-done:
+			busy[r.name] = false
+			// A kick that came while it ran was dropped: look again,
+			// unless the device did not answer at all.
+			c.mu.Lock()
+			again := !r.gaveUp && c.wantsSession(r.name)
+			c.mu.Unlock()
+			if again {
+				c.kickDevice(r.name)
+			}
 		case name := <-c.kick:
 			if busy[name] {
 				continue // the running one retries until the queue drains
@@ -113,9 +129,9 @@ func (c *Controller) Run(ctx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c.connectionRequest(ctx, name)
+				gaveUp := c.connectionRequest(ctx, name)
 				select {
-				case done <- name:
+				case done <- result{name, gaveUp}:
 				case <-ctx.Done():
 				}
 			}()
@@ -124,41 +140,41 @@ func (c *Controller) Run(ctx context.Context) {
 }
 
 // connectionRequest asks the device for a session until it opens one or
-// has nothing left to get.
-func (c *Controller) connectionRequest(ctx context.Context, name string) {
+// has nothing left to get; it reports whether it gave up.
+func (c *Controller) connectionRequest(ctx context.Context, name string) bool {
 	for i := 0; i < crAttempts; i++ {
 		c.mu.Lock()
-		d := c.devs[name]
-		wanted := d != nil && !d.inSession && (len(d.queue) > 0 || d.pending != nil)
+		wanted := c.wantsSession(name)
 		var crURL string
 		if dev := c.st.Devices[name]; dev != nil {
 			crURL = dev.ConnectionRequestURL
 		}
 		c.mu.Unlock()
 		if !wanted {
-			return
+			return false
 		}
 		if crURL == "" {
 			c.log.Warn("no connection request URL for the device yet", zap.String("device", name))
-			return
+			return true
 		}
 		code, err := c.cr(ctx, crURL, c.cfg.ConnectionRequest.Username, c.cfg.ConnectionRequest.Password)
 		if err == nil && code >= 200 && code < 300 {
 			c.log.Info("connection request sent", zap.String("device", name), zap.String("url", crURL), zap.Int("status", code))
 			// Wait for the session; ask again if none comes.
 			if c.waitSession(ctx, name, 3*time.Second) {
-				return
+				return false
 			}
 			continue
 		}
 		c.log.Info("connection request refused; retrying", zap.String("device", name), zap.String("url", crURL), zap.Int("status", code), zap.Error(err))
 		select {
 		case <-ctx.Done():
-			return
+			return true
 		case <-time.After(crBackoff):
 		}
 	}
 	c.log.Error("device does not open a session after connection requests", zap.String("device", name), zap.Int("attempts", crAttempts))
+	return true
 }
 
 // waitSession reports whether the device opened a session (or has nothing
@@ -167,8 +183,7 @@ func (c *Controller) waitSession(ctx context.Context, name string, d time.Durati
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		c.mu.Lock()
-		dev := c.devs[name]
-		ok := dev.inSession || (len(dev.queue) == 0 && dev.pending == nil)
+		ok := !c.wantsSession(name)
 		c.mu.Unlock()
 		if ok {
 			return true
@@ -180,6 +195,16 @@ func (c *Controller) waitSession(ctx context.Context, name string, d time.Durati
 		}
 	}
 	return false
+}
+
+// wantsSession reports whether the device has requests waiting and no
+// live session to take them; with c.mu held.
+func (c *Controller) wantsSession(name string) bool {
+	d := c.devs[name]
+	if d == nil || (len(d.queue) == 0 && d.pending == nil) {
+		return false
+	}
+	return !d.inSession || c.now().Sub(d.lastSeen) > sessionStale
 }
 
 // Snapshot returns a copy of the state.
@@ -220,12 +245,17 @@ func (c *Controller) save() {
 // in a session, asks it for one; with c.mu held.
 func (c *Controller) enqueue(d *device, steps ...step) {
 	d.queue = append(d.queue, steps...)
-	if !d.inSession {
-		select {
-		case c.kick <- d.cfg.Name:
-		default:
-			c.log.Warn("connection request backlog full", zap.String("device", d.cfg.Name))
-		}
+	if c.wantsSession(d.cfg.Name) {
+		c.kickDevice(d.cfg.Name)
+	}
+}
+
+// kickDevice asks Run for a connection request to the device.
+func (c *Controller) kickDevice(name string) {
+	select {
+	case c.kick <- name:
+	default:
+		c.log.Warn("connection request backlog full", zap.String("device", name))
 	}
 }
 
@@ -242,6 +272,7 @@ func (c *Controller) Hook(s cwmptest.Session, m cwmptest.Message) *cwmptest.Repl
 	if d == nil {
 		return nil
 	}
+	d.lastSeen = c.now()
 	switch m.Method {
 	case methodData:
 		c.onDataReport(d, m)
@@ -351,7 +382,7 @@ func (c *Controller) onInform(s cwmptest.Session) {
 		}
 	}
 	c.sessions[s.Index] = d
-	d.inSession = true
+	d.inSession, d.lastSeen = true, c.now()
 	if d.pending != nil {
 		// The last session ended before the CPE answered: send it again.
 		d.queue = append([]step{*d.pending}, d.queue...)
