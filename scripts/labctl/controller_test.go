@@ -40,6 +40,7 @@ type stubCPE struct {
 	got      []*etree.Element
 	sessions int
 	crHits   int
+	refuse   int // connection requests to answer 503 (busy) first
 }
 
 func newStubCPE(t *testing.T, acsURL, serial, addr string, params map[string]string, nextInst int) *stubCPE {
@@ -47,7 +48,15 @@ func newStubCPE(t *testing.T, acsURL, serial, addr string, params map[string]str
 	s.cr = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		s.mu.Lock()
 		s.crHits++
+		refuse := s.refuse > 0
+		if refuse {
+			s.refuse--
+		}
 		s.mu.Unlock()
+		if refuse {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		go s.session("6 CONNECTION REQUEST")
 	}))
 	t.Cleanup(s.cr.Close)
@@ -218,7 +227,10 @@ func (s *stubCPE) answer(b *etree.Element, req *etree.Element) {
 	}
 }
 
-func TestControllerScenario(t *testing.T) {
+// startController serves a controller with lab.yaml (no credentials) on
+// loopback and returns the ACS URL and the state file.
+func startController(t *testing.T) (string, string) {
+	t.Helper()
 	cfg, err := LoadConfig("lab.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -248,8 +260,11 @@ func TestControllerScenario(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	acsURL := "http://" + ln.Addr().String() + "/acs"
+	return "http://" + ln.Addr().String() + "/acs", statePath
+}
 
+func TestControllerScenario(t *testing.T) {
+	acsURL, statePath := startController(t)
 	// cpe1 has the file's services (end, vpn4, vpn6 on 1..3); cpe2 has none,
 	// so the controller creates its two instances.
 	cpe1 := newStubCPE(t, acsURL, "LAB-CPE1", "2001:db8:1200::1", map[string]string{
@@ -406,4 +421,23 @@ func waitState(t *testing.T, path, what string, ok func(State) bool) {
 	}
 	b, _ := os.ReadFile(path)
 	t.Fatalf("%s: not within 10s; state:\n%s", what, b)
+}
+
+// A CPE busy in a session answers a connection request 503: the
+// controller asks again until the CPE comes.
+func TestControllerRetriesRefusedConnectionRequest(t *testing.T) {
+	acsURL, statePath := startController(t)
+	cpe1 := newStubCPE(t, acsURL, "LAB-CPE1", "2001:db8:1200::1", map[string]string{}, 0)
+	cpe2 := newStubCPE(t, acsURL, "LAB-CPE2", "2001:db8:2200::1", map[string]string{}, 0)
+	cpe1.refuse = 2
+	cpe1.session("1 BOOT")
+	// cpe2's configuration completes the task; cpe1 is asked for a session.
+	cpe2.session("1 BOOT")
+	waitState(t, statePath, "the sender configured", func(s State) bool {
+		tk := s.Tasks["lab-cpe1-cpe2"]
+		return tk != nil && tk.Config.Sender != ""
+	})
+	if hits := cpe1.crHitsNow(); hits != 3 {
+		t.Errorf("cpe1 got %d connection requests, want 3 (two refused)", hits)
+	}
 }
