@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -392,5 +393,101 @@ func TestDaemonKill9MidApply(t *testing.T) {
 	}
 	if gap > 500*time.Millisecond {
 		t.Errorf("forwarding stopped for %s during the restarts; the routes must stay in the kernel", gap)
+	}
+}
+
+// The BGP session of cpe1 flaps at the reflector three ways: an
+// administrative shutdown held until both CPEs have dropped the routes;
+// the same while cpe1 changes what it advertises (a route added, so cpe2
+// must end without the old set's leftovers or the new one's lacking); and
+// a hard reset (clear bgp) too quick to wait out. Each time both CPEs end
+// with exactly the encap routes towards each other's current routes: none
+// stale, none missing.
+func TestBGPPeerFlapLab(t *testing.T) {
+	l := newBGPLab(t, "fi", false)
+	c1, c2 := l.cpes[0], l.cpes[1]
+	l.start(c1)
+	l.start(c2)
+	for _, c := range l.cpes {
+		c.waitStatus(t, "the BGP session to FRR established", 30*time.Second, established)
+	}
+	sids := map[int]map[string]string{}
+	for _, c := range l.cpes {
+		sids[c.i] = map[string]string{}
+		for _, s := range c.waitStatus(t, "SIDs applied", 10*time.Second, applied).SIDs {
+			sids[c.i][s.Name] = s.SID.String()
+		}
+	}
+	// towards is what CPE i must hold for CPE j's routes.
+	towards := func(j int, lan4 []string) []string {
+		var out []string
+		for _, p := range lan4 {
+			out = append(out, p+" -> "+sids[j]["vpn4"])
+		}
+		return append(out, lanPrefix6(j)+"/64 -> "+sids[j]["vpn6"])
+	}
+	lan1 := []string{"192.168.1.0/24"}
+	waitEncaps(t, c1.ns, towards(2, []string{"192.168.2.0/24"}), 20*time.Second)
+	waitEncaps(t, c2.ns, towards(1, lan1), 20*time.Second)
+
+	neighbor := "fd00:e4:1::2"
+	rrConf := func(cmd string) {
+		t.Helper()
+		out, err := exec.Command("ip", "netns", "exec", l.ns["rr"], "vtysh", "--vty_socket", l.rrVty,
+			"-c", "configure terminal", "-c", fmt.Sprintf("router bgp %d", labAS), "-c", cmd).CombinedOutput()
+		if err != nil || strings.Contains(string(out), "%") {
+			t.Fatalf("vtysh %q: %v\n%s", cmd, err, out)
+		}
+	}
+	// FRR's count of sessions to cpe1 that ended: proof each flap happened.
+	drops := func() int {
+		t.Helper()
+		var nb map[string]struct {
+			Dropped int `json:"connectionsDropped"`
+		}
+		out := l.vtysh("show bgp neighbors " + neighbor + " json")
+		if err := json.Unmarshal([]byte(out), &nb); err != nil {
+			t.Fatalf("show bgp neighbors json: %v\n%s", err, out)
+		}
+		return nb[neighbor].Dropped
+	}
+	for flap, kind := range []string{"shutdown", "shutdown+readvertise", "clear"} {
+		dropped := drops()
+		t0 := time.Now()
+		switch kind {
+		case "shutdown", "shutdown+readvertise":
+			rrConf("neighbor " + neighbor + " shutdown")
+			// Both sides lose the routes: cpe2 by withdrawal from the
+			// reflector, cpe1 with its session.
+			waitEncaps(t, c2.ns, nil, 20*time.Second)
+			waitEncaps(t, c1.ns, nil, 20*time.Second)
+			down := time.Since(t0)
+			if kind == "shutdown+readvertise" {
+				lan1 = []string{"192.168.1.0/24", "192.168.11.0/24"}
+				c1.writeConfig(t, lan1)
+				if err := c1.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rrConf("no neighbor " + neighbor + " shutdown")
+			t.Logf("flap %d (%s): both CPEs without the routes %s after the shutdown", flap+1, kind, down.Round(time.Millisecond))
+		case "clear":
+			out, err := exec.Command("ip", "netns", "exec", l.ns["rr"], "vtysh", "--vty_socket", l.rrVty, "-c", "clear bgp "+neighbor).CombinedOutput()
+			if err != nil {
+				t.Fatalf("clear bgp: %v\n%s", err, out)
+			}
+		}
+		for i := 0; drops() == dropped; i++ {
+			if i == 100 {
+				t.Fatalf("flap %d (%s): FRR never dropped the session", flap+1, kind)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t1 := time.Now()
+		c1.waitStatus(t, "the session back", 30*time.Second, established)
+		waitEncaps(t, c2.ns, towards(1, lan1), 30*time.Second)
+		waitEncaps(t, c1.ns, towards(2, []string{"192.168.2.0/24"}), 30*time.Second)
+		t.Logf("flap %d (%s): both CPEs back to exactly the current routes %s after the session was restored (c2 holds %q)",
+			flap+1, kind, time.Since(t1).Round(time.Millisecond), encapRoutes(t, c2.ns))
 	}
 }
