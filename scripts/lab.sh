@@ -395,10 +395,16 @@ up() {
 	done
 	wait_ctl "both CPEs registered and configured" 20 \
 		"all(s['devices'].get(n, {}).get('configured') and s['devices'][n].get('sids') for n in ('cpe1', 'cpe2'))" ||
-		die "the controller did not configure both CPEs"
+		{
+			ctl_summary
+			die "the controller did not configure both CPEs"
+		}
 	wait_ctl "the monitoring task answered by both CPEs" 20 \
 		"s['tasks'] and all(t['config'].get('sender') and t['config'].get('reflector') for t in s['tasks'].values())" ||
-		die "the monitoring task was not set up"
+		{
+			ctl_summary
+			die "the monitoring task was not set up"
+		}
 	for ns in "${CPES[@]}"; do
 		echo
 		summary "$ns"
