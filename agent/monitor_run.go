@@ -551,27 +551,25 @@ type ipChange struct {
 	at       time.Time
 }
 
-// sendIPChanges queues the reports after the notification check, which
-// queues the VALUE CHANGE of IPv6Prefix and Locator: the session the
-// reports open carries both.
+// sendIPChanges queues the reports together with the notification check
+// that finds the VALUE CHANGE of IPv6Prefix and Locator: the session that
+// carries the reports carries both (§8.3).
 func (m *monitor) sendIPChanges(cl *cwmpclient.Client, dev string, changes []ipChange) {
 	if len(changes) == 0 {
 		return
 	}
-	if err := cl.CheckNotifications(); err != nil {
-		m.log.Warn("notification check", zap.Error(err))
-	}
-	for _, c := range changes {
-		id := c.id
-		msg := vendor(rpcIPChange, []fieldKV{{"MonitorTaskID", id}, {"DeviceID", dev}, {"OldIP", c.old.String()},
+	msgs := make([]cwmpclient.VendorMessage, len(changes))
+	for i, c := range changes {
+		msgs[i] = vendor(rpcIPChange, []fieldKV{{"MonitorTaskID", c.id}, {"DeviceID", dev}, {"OldIP", c.old.String()},
 			{"NewIP", c.new.String()}, {"ChangeTimestamp", rfc3339(c.at)}, {"EventCode", eventIPChange}})
-		if err := cl.SendVendor(msg, func(resp cwmpclient.Message) {
-			if f, ok := resp.(*cwmpclient.Fault); ok {
-				m.log.Warn("ACS refused an IP change report", zap.String("task", id), zap.Int("code", f.Code), zap.String("reason", f.String))
-			}
-		}); err != nil {
-			m.log.Warn("IP change report not queued", zap.String("task", id), zap.Error(err))
+	}
+	err := cl.SendVendorWithChanges(msgs, func(i int, resp cwmpclient.Message) {
+		if f, ok := resp.(*cwmpclient.Fault); ok {
+			m.log.Warn("ACS refused an IP change report", zap.String("task", changes[i].id), zap.Int("code", f.Code), zap.String("reason", f.String))
 		}
+	})
+	if err != nil {
+		m.log.Warn("IP change reports", zap.Int("tasks", len(changes)), zap.Error(err))
 	}
 }
 

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/xml"
 	"net/netip"
 	"strings"
 	"sync"
@@ -221,13 +222,8 @@ func (w *watch) hook(s cwmptest.Session, m cwmptest.Message) *cwmptest.Reply {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.msgs = append(w.msgs, seen{session: s.Index, msg: m, inform: s.Inform})
-	if m.Method == rpcMonitorData && w.answerData {
-		r := cwmptest.Vendor(rpcMonitorData + "Response")
-		return &cwmptest.Reply{Request: &r}
-	}
-	if m.Method == rpcIPChange {
-		r := cwmptest.Vendor(rpcIPChange + "Response")
-		return &cwmptest.Reply{Request: &r}
+	if (m.Method == rpcMonitorData && w.answerData) || m.Method == rpcIPChange {
+		return answerVendor(m)
 	}
 	return nil
 }
@@ -432,9 +428,14 @@ func TestMonitorRPCFlow(t *testing.T) {
 	if after := w.countMethod(rpcMonitorData); after != before {
 		t.Errorf("%d Stats_Monitor_Data_Resp sent after fault 8000", after-before)
 	}
-	// Every message the CPE sent is valid CWMP.
+	// Every message the CPE sent is valid CWMP, every session by the rules.
 	if err := cwmpschema.Validate(t, "1-2", w.raws()...); err != nil {
 		t.Error(err)
+	}
+	for _, s := range acs.Sessions() {
+		for _, v := range s.Violations {
+			t.Errorf("session %d: %s", s.Index, v)
+		}
 	}
 }
 
@@ -559,4 +560,16 @@ monitor:
 	if n := w.countMethod(rpcIPChange); n != 1 {
 		t.Errorf("%d IP change reports, want 1 (the pinned task keeps its address)", n)
 	}
+}
+
+// answerVendor answers a CPE-originated vendor RPC with an empty
+// <Name>Response, as a controller that knows the RPC does.
+func answerVendor(m cwmptest.Message) *cwmptest.Reply {
+	var id strings.Builder
+	_ = xml.EscapeText(&id, []byte(m.ID))
+	body := `<?xml version="1.0" encoding="UTF-8"?>` + "\n" +
+		`<soap-env:Envelope xmlns:soap-env="http://schemas.xmlsoap.org/soap/envelope/" xmlns:cwmp="` + m.Namespace + `">` +
+		`<soap-env:Header><cwmp:ID soap-env:mustUnderstand="1">` + id.String() + `</cwmp:ID></soap-env:Header>` +
+		`<soap-env:Body><cwmp:` + m.Method + `Response/></soap-env:Body></soap-env:Envelope>`
+	return &cwmptest.Reply{Body: []byte(body)}
 }

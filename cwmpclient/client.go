@@ -164,6 +164,9 @@ type Client struct {
 	dial    func(ctx context.Context, cfg TransportConfig) (conn, error)
 
 	wake chan struct{} // something for the loop to look at
+	// snap makes a session's reading of the notified changes and of the
+	// vendor queue one step against SendVendorWithChanges.
+	snap sync.Mutex
 	mu   sync.Mutex
 	// want: a session is wanted; urgent: it skips the retry wait
 	// (connection request); activeWant: an active notification wants one.
@@ -300,6 +303,39 @@ func (c *Client) SendVendor(m VendorMessage, done func(Message)) error {
 	c.mu.Unlock()
 	c.trigger(false)
 	return nil
+}
+
+// SendVendorWithChanges checks the notified parameters and queues msgs as
+// one step against sessions starting: the session that carries msgs also
+// carries the notified changes this check finds (Q.Suppl.79 wants its IP
+// change reports in the session of the new prefix's 4 VALUE CHANGE).
+// done (may be nil) gets each message's index and the ACS's answer.
+func (c *Client) SendVendorWithChanges(msgs []VendorMessage, done func(int, Message)) error {
+	for _, m := range msgs {
+		if !validName(m.Name) {
+			return fmt.Errorf("vendor rpc name %q is not an XML name", m.Name)
+		}
+	}
+	c.snap.Lock()
+	checkErr := c.tree.CheckNotifications()
+	c.mu.Lock()
+	if len(c.vendorQ)+len(msgs) > maxVendorQueue {
+		c.mu.Unlock()
+		c.snap.Unlock()
+		return fmt.Errorf("%d vendor rpcs: %d requests already queued, at most %d", len(msgs), len(c.vendorQ), maxVendorQueue)
+	}
+	for i, m := range msgs {
+		c.vendorSeq++
+		r := vendorRequest{id: c.vendorSeq, msg: m}
+		if done != nil {
+			r.done = func(resp Message) { done(i, resp) }
+		}
+		c.vendorQ = append(c.vendorQ, r)
+	}
+	c.mu.Unlock()
+	c.snap.Unlock()
+	c.trigger(false)
+	return checkErr
 }
 
 // CheckNotifications compares notified parameters now (call after the
@@ -628,6 +664,15 @@ func (c *Client) session(ctx context.Context) error {
 			return fmt.Errorf("bootstrap event: %w", err)
 		}
 	}
+	c.snap.Lock() // until the vendor requests are taken
+	snapped := false
+	unsnap := func() {
+		if !snapped {
+			snapped = true
+			c.snap.Unlock()
+		}
+	}
+	defer unsnap()
 	informEvents := c.events.Pending()
 	notified := c.tree.PendingNotifications()
 	if len(notified) > 0 && !slices.ContainsFunc(informEvents, func(e EventStruct) bool { return e.Code == EventValueChange }) {
@@ -685,6 +730,7 @@ func (c *Client) session(ctx context.Context) error {
 		requests:        c.cpeRequests(bootstrap),
 		exchangeTimeout: c.cfg.ExchangeTimeout,
 	}
+	unsnap()
 	if f := c.deps.OnInformResponse; f != nil {
 		plan.informResponse = func(r InformResponse) { f(r.Extra) }
 	}

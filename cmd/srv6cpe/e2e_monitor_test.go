@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/xml"
 	"fmt"
 	"os"
 	"os/exec"
@@ -48,8 +49,7 @@ func (c *monitorACS) enqueue(serial string, r cwmptest.Request) {
 func (c *monitorACS) hook(s cwmptest.Session, m cwmptest.Message) *cwmptest.Reply {
 	switch {
 	case m.Method == "Stats_Monitor_Data_Resp", m.Method == "Stats_IP_Change_Report":
-		r := cwmptest.Vendor(m.Method + "Response")
-		return &cwmptest.Reply{Request: &r}
+		return answerVendor(m)
 	case m.Method == "", strings.HasSuffix(m.Method, "Response"), m.Method == "Fault":
 		if m.Method == "InformResponse" {
 			return nil
@@ -220,5 +220,22 @@ func TestDaemonMonitoring(t *testing.T) {
 	if n := len(vendorMessages(acs, "CPEA", "Stats_IP_Change_Report")); n != 1 {
 		t.Errorf("%d IP change reports, want 1", n)
 	}
+	for _, s := range acs.Sessions() {
+		for _, v := range s.Violations {
+			t.Errorf("session %d: %s", s.Index, v)
+		}
+	}
 	validateAll(t, acs.Sessions())
+}
+
+// answerVendor answers a CPE-originated vendor RPC with an empty
+// <Name>Response, as a controller that knows the RPC does.
+func answerVendor(m cwmptest.Message) *cwmptest.Reply {
+	var id strings.Builder
+	_ = xml.EscapeText(&id, []byte(m.ID))
+	body := `<?xml version="1.0" encoding="UTF-8"?>` + "\n" +
+		`<soap-env:Envelope xmlns:soap-env="http://schemas.xmlsoap.org/soap/envelope/" xmlns:cwmp="` + m.Namespace + `">` +
+		`<soap-env:Header><cwmp:ID soap-env:mustUnderstand="1">` + id.String() + `</cwmp:ID></soap-env:Header>` +
+		`<soap-env:Body><cwmp:` + m.Method + `Response/></soap-env:Body></soap-env:Envelope>`
+	return &cwmptest.Reply{Body: []byte(body)}
 }
