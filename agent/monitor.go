@@ -137,13 +137,13 @@ func (t MonitorTask) validate() []fieldError {
 		bad("Role", "%q is not one of %s, %s", t.Role, RoleSender, RoleReflector)
 	}
 	if t.LocalIP.IsValid() {
-		if err := checkUnicastSID(t.LocalIP); err != nil {
+		if err := checkProbeAddr(t.LocalIP); err != nil {
 			bad("LocalIP", "%w", err)
 		}
 	}
 	switch {
 	case t.PeerIP.IsValid():
-		if err := checkUnicastSID(t.PeerIP); err != nil {
+		if err := checkProbeAddr(t.PeerIP); err != nil {
 			bad("PeerIP", "%w", err)
 		}
 	case t.Role == RoleSender:
@@ -181,6 +181,18 @@ func (t MonitorTask) validate() []fieldError {
 		}
 	}
 	return errs
+}
+
+// checkProbeAddr accepts a global IPv6 unicast address (a link-local one
+// would need an interface the task does not name).
+func checkProbeAddr(a netip.Addr) error {
+	if err := checkUnicastSID(a); err != nil {
+		return err
+	}
+	if a.IsLinkLocalUnicast() {
+		return fmt.Errorf("%s is link-local", a)
+	}
+	return nil
 }
 
 // monitorField is one task field as CWMP and the Stats_* RPCs name it.

@@ -38,6 +38,7 @@ func TestMonitorTaskValidate(t *testing.T) {
 		{"sender without peer", func(t *MonitorTask) { t.PeerIP = netip.Addr{} }, "PeerIP"},
 		{"v4 peer", func(t *MonitorTask) { t.PeerIP = netip.MustParseAddr("192.0.2.1") }, "PeerIP"},
 		{"multicast local", func(t *MonitorTask) { t.LocalIP = netip.MustParseAddr("ff02::1") }, "LocalIP"},
+		{"link-local peer", func(t *MonitorTask) { t.PeerIP = netip.MustParseAddr("fe80::1") }, "PeerIP"},
 		{"protocol", func(t *MonitorTask) { t.Protocol = "OWAMP" }, "Protocol"},
 		{"cycle", func(t *MonitorTask) { t.Cycle = 86401 }, "MonitorCycle"},
 		{"interval", func(t *MonitorTask) { t.PacketInterval = 1 }, "PacketInterval"},
@@ -525,6 +526,21 @@ monitor:
 	if st := h2.agent.monitor.snapshot(); len(st.Tasks) != 1 || st.Tasks[0].Task.ID != "file-refl" {
 		t.Errorf("after DeleteObject: %+v", st.Tasks)
 	}
+	// Stats_Monitor_Delete_Req does the same by task id.
+	del := func(id string) (cwmpclient.Message, error) {
+		return h2.agent.monitor.onDeleteReq(context.Background(), cwmpclient.VendorMessage{Name: rpcMonitorDelete,
+			Fields: []cwmpclient.Field{{Name: "MonitorTaskID", Value: id}}})
+	}
+	if _, err := del("nope"); err == nil || !strings.Contains(err.Error(), `MonitorTaskID: "nope"`) {
+		t.Errorf("deleting an unknown task: %v", err)
+	}
+	resp, err := del("file-refl")
+	if v, ok := resp.(cwmpclient.VendorMessage); err != nil || !ok || v.Name != rpcMonitorDelete+"Response" || v.Fields[0].Name != "Status" || v.Fields[0].Value != "0" {
+		t.Errorf("delete: %+v, %v", resp, err)
+	}
+	if st := h2.agent.monitor.snapshot(); len(st.Tasks) != 0 {
+		t.Errorf("after Stats_Monitor_Delete_Req: %+v", st.Tasks)
+	}
 }
 
 // A renumbering while the CPE was down is reported once it is back, to
@@ -572,4 +588,46 @@ func answerVendor(m cwmptest.Message) *cwmptest.Reply {
 		`<soap-env:Header><cwmp:ID soap-env:mustUnderstand="1">` + id.String() + `</cwmp:ID></soap-env:Header>` +
 		`<soap-env:Body><cwmp:` + m.Method + `Response/></soap-env:Body></soap-env:Envelope>`
 	return &cwmptest.Reply{Body: []byte(body)}
+}
+
+// The Stats_Monitor_Config_Req elements come from the network: any values
+// are refused or accepted without a panic, and an accepted task reads
+// back (as Monitor.Task.{i} shows it) to values that are accepted again
+// to the same task.
+func FuzzMonitorTaskFields(f *testing.F) {
+	f.Add("t1", "Sender", "", "2001:db8::2", "STAMP", "862", "60", "100", "0", "0", "", "true")
+	f.Add("r", "reflector", "2001:db8::1", "", "twamp-light", "8620", "1", "10", "1500", "46", "", "0")
+	f.Add("t", "Sender", "::ffff:1.2.3.4", "fe80::1%eth0", "", "0", "86401", "9", "9001", "64", "2001:db8::1:End,x", "maybe")
+	f.Fuzz(func(t *testing.T, id, role, local, peer, proto, port, cycle, interval, size, dscp, segs, enable string) {
+		values := []string{id, role, local, peer, proto, port, cycle, interval, size, dscp, segs, enable}
+		var task MonitorTask
+		ok := true
+		for i, fl := range monitorFields {
+			if err := fl.set(&task, values[i]); err != nil {
+				ok = false
+			}
+		}
+		if !ok {
+			return
+		}
+		task.setDefaults()
+		if len(task.validate()) > 0 {
+			return
+		}
+		var again MonitorTask
+		for _, fl := range monitorFields {
+			if err := fl.set(&again, fl.get(task)); err != nil {
+				t.Fatalf("%s read back as %q is refused: %v", fl.name, fl.get(task), err)
+			}
+		}
+		again.setDefaults()
+		if errs := again.validate(); len(errs) > 0 {
+			t.Fatalf("task read back is invalid: %v", errs)
+		}
+		for _, fl := range monitorFields {
+			if fl.get(again) != fl.get(task) {
+				t.Fatalf("%s: %q read back as %q", fl.name, fl.get(task), fl.get(again))
+			}
+		}
+	})
 }
