@@ -198,6 +198,8 @@ func checkProbeAddr(a netip.Addr) error {
 // monitorField is one task field as CWMP and the Stats_* RPCs name it.
 type monitorField struct {
 	name string
+	// key is the config file's key (monitor.tasks[i].key).
+	key string
 	// alias is the Stats_Monitor_Update_Req name, if it has one.
 	alias string
 	get   func(MonitorTask) string
@@ -234,9 +236,9 @@ func parseUint(v string, bits int) (uint64, error) {
 }
 
 var monitorFields = []monitorField{
-	{name: "MonitorTaskID", get: func(t MonitorTask) string { return t.ID },
+	{name: "MonitorTaskID", key: "id", get: func(t MonitorTask) string { return t.ID },
 		set: func(t *MonitorTask, v string) error { t.ID = v; return nil }},
-	{name: "Role", get: func(t MonitorTask) string { return t.Role },
+	{name: "Role", key: "role", get: func(t MonitorTask) string { return t.Role },
 		set: func(t *MonitorTask, v string) error {
 			for _, r := range []string{RoleSender, RoleReflector} {
 				if strings.EqualFold(v, r) {
@@ -246,11 +248,11 @@ var monitorFields = []monitorField{
 			t.Role = v
 			return nil
 		}},
-	{name: "LocalIP", alias: "UpdatedLocalIP", get: func(t MonitorTask) string { return addrText(t.LocalIP) },
+	{name: "LocalIP", key: "local_ip", alias: "UpdatedLocalIP", get: func(t MonitorTask) string { return addrText(t.LocalIP) },
 		set: func(t *MonitorTask, v string) (err error) { t.LocalIP, err = parseOptionalAddr(v); return err }},
-	{name: "PeerIP", alias: "UpdatedPeerIP", get: func(t MonitorTask) string { return addrText(t.PeerIP) },
+	{name: "PeerIP", key: "peer_ip", alias: "UpdatedPeerIP", get: func(t MonitorTask) string { return addrText(t.PeerIP) },
 		set: func(t *MonitorTask, v string) (err error) { t.PeerIP, err = parseOptionalAddr(v); return err }},
-	{name: "Protocol", get: func(t MonitorTask) string { return t.Protocol },
+	{name: "Protocol", key: "protocol", get: func(t MonitorTask) string { return t.Protocol },
 		set: func(t *MonitorTask, v string) error {
 			switch strings.ToUpper(v) {
 			case "", "STAMP":
@@ -261,39 +263,39 @@ var monitorFields = []monitorField{
 			t.Protocol = v
 			return nil
 		}},
-	{name: "Port", get: func(t MonitorTask) string { return strconv.Itoa(int(t.Port)) },
+	{name: "Port", key: "port", get: func(t MonitorTask) string { return strconv.Itoa(int(t.Port)) },
 		set: func(t *MonitorTask, v string) error {
 			n, err := parseUint(v, 16)
 			t.Port = uint16(n)
 			return err
 		}},
-	{name: "MonitorCycle", get: func(t MonitorTask) string { return strconv.FormatUint(uint64(t.Cycle), 10) },
+	{name: "MonitorCycle", key: "cycle", get: func(t MonitorTask) string { return strconv.FormatUint(uint64(t.Cycle), 10) },
 		set: func(t *MonitorTask, v string) error {
 			n, err := parseUint(v, 32)
 			t.Cycle = uint32(n)
 			return err
 		}},
-	{name: "PacketInterval", get: func(t MonitorTask) string { return strconv.FormatUint(uint64(t.PacketInterval), 10) },
+	{name: "PacketInterval", key: "packet_interval", get: func(t MonitorTask) string { return strconv.FormatUint(uint64(t.PacketInterval), 10) },
 		set: func(t *MonitorTask, v string) error {
 			n, err := parseUint(v, 32)
 			t.PacketInterval = uint32(n)
 			return err
 		}},
-	{name: "PacketSize", get: func(t MonitorTask) string { return strconv.FormatUint(uint64(t.PacketSize), 10) },
+	{name: "PacketSize", key: "packet_size", get: func(t MonitorTask) string { return strconv.FormatUint(uint64(t.PacketSize), 10) },
 		set: func(t *MonitorTask, v string) error {
 			n, err := parseUint(v, 32)
 			t.PacketSize = uint32(n)
 			return err
 		}},
-	{name: "DSCP", get: func(t MonitorTask) string { return strconv.Itoa(int(t.DSCP)) },
+	{name: "DSCP", key: "dscp", get: func(t MonitorTask) string { return strconv.Itoa(int(t.DSCP)) },
 		set: func(t *MonitorTask, v string) error {
 			n, err := parseUint(v, 8)
 			t.DSCP = uint8(n)
 			return err
 		}},
-	{name: "SegmentList", get: func(t MonitorTask) string { return t.SegmentList },
+	{name: "SegmentList", key: "segment_list", get: func(t MonitorTask) string { return t.SegmentList },
 		set: func(t *MonitorTask, v string) error { t.SegmentList = strings.TrimSpace(v); return nil }},
-	{name: "Enable", get: func(t MonitorTask) string { return strconv.FormatBool(t.enabled()) },
+	{name: "Enable", key: "enable", get: func(t MonitorTask) string { return strconv.FormatBool(t.enabled()) },
 		set: func(t *MonitorTask, v string) error {
 			b, err := strconv.ParseBool(strings.TrimSpace(v))
 			if err != nil {
@@ -337,6 +339,21 @@ func (st monitorState) byID(id string) int {
 	return slices.IndexFunc(st.Tasks, func(e monitorEntry) bool { return e.Task.ID == id })
 }
 
+// portClash: reflector task i shares its port with an earlier reflector
+// task of the other protocol (one socket serves a port).
+func (st monitorState) portClash(i int) error {
+	t := st.Tasks[i].Task
+	if t.Role != RoleReflector {
+		return nil
+	}
+	for _, e := range st.Tasks[:i] {
+		if o := e.Task; o.complete() && o.Role == RoleReflector && o.Port == t.Port && o.Protocol != t.Protocol {
+			return fmt.Errorf("%s on port %d, where reflector task %q serves %s", t.Protocol, t.Port, o.ID, o.Protocol)
+		}
+	}
+	return nil
+}
+
 // check validates every complete task and the uniqueness of the ids;
 // problems name the instance (when it has one) and the field.
 func (st monitorState) check() []fieldError {
@@ -358,6 +375,9 @@ func (st monitorState) check() []fieldError {
 		} else {
 			seen[e.Task.ID] = i
 		}
+		if err := st.portClash(i); err != nil {
+			errs = append(errs, fieldError{where + "Protocol", err})
+		}
 	}
 	return errs
 }
@@ -370,12 +390,23 @@ func (c *Config) validateMonitor() []error {
 		t.setDefaults()
 		key := fmt.Sprintf("monitor.tasks[%d]", i)
 		for _, fe := range t.validate() {
-			errs = append(errs, fmt.Errorf("%s.%s: %w", key, fe.Field, fe.Err))
+			f, _ := monitorFieldNamed(fe.Field)
+			errs = append(errs, fmt.Errorf("%s.%s: %w", key, f.key, fe.Err))
 		}
 		if j, dup := seen[t.ID]; dup {
 			errs = append(errs, fmt.Errorf("%s.id: %q is also the id of monitor.tasks[%d]", key, t.ID, j))
 		}
 		seen[t.ID] = i
+	}
+	var st monitorState
+	for _, t := range c.Monitor.Tasks {
+		t.setDefaults()
+		st.Tasks = append(st.Tasks, monitorEntry{Task: t})
+	}
+	for i := range st.Tasks {
+		if err := st.portClash(i); err != nil {
+			errs = append(errs, fmt.Errorf("monitor.tasks[%d].protocol: %w", i, err))
+		}
 	}
 	return errs
 }

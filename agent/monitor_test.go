@@ -631,3 +631,36 @@ func FuzzMonitorTaskFields(f *testing.F) {
 		}
 	})
 }
+
+// The config file's monitor section: defaults, and every bad value named
+// by its key.
+func TestMonitorConfigSection(t *testing.T) {
+	cfg, err := ParseConfig([]byte(modelDoc + `
+monitor:
+  tasks:
+    - {id: to-hub, role: Sender, peer_ip: "2001:db8:99::2", cycle: 30, packet_interval: 50, segment_list: "2001:db8:a::1, 2001:db8:b::1"}
+    - {id: refl, role: Reflector, enable: false}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := monitorStateFromFile(cfg, monitorState{})
+	if len(st.Tasks) != 2 || st.Tasks[0].Task.Port != 862 || st.Tasks[0].Task.Protocol != ProtocolSTAMP || st.Tasks[1].Task.enabled() ||
+		len(st.Tasks[0].Task.segments()) != 2 {
+		t.Errorf("tasks %+v", st.Tasks)
+	}
+	for doc, want := range map[string][]string{
+		`{id: a, role: Sender}`: {"monitor.tasks[0].peer_ip"},
+		`{id: a, role: Sender, peer_ip: "2001:db8::1", cycle: 0, packet_interval: 5, dscp: 70}`:                 {"monitor.tasks[0].packet_interval", "monitor.tasks[0].dscp"},
+		`{id: a, role: Reflector, port: 900}, {id: a, role: Reflector, port: 900, protocol: TWAMP-Light}`:       {"monitor.tasks[1].id", "monitor.tasks[1].protocol"},
+		`{id: a, role: Sender, peer_ip: "2001:db8::1", colour: red}`:                                            {"colour"},
+		`{id: "a b", role: Boss, peer_ip: "2001:db8::1", local_ip: "fe80::1", segment_list: "2001:db8::1,bad"}`: {"monitor.tasks[0].id", "monitor.tasks[0].role", "monitor.tasks[0].local_ip", "monitor.tasks[0].segment_list"},
+	} {
+		_, err := ParseConfig([]byte(modelDoc + "monitor:\n  tasks: [" + doc + "]\n"))
+		for _, w := range want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %v, want one naming %s", doc, err, w)
+			}
+		}
+	}
+}
