@@ -435,19 +435,16 @@ func monitorStateFromFile(c Config, prev monitorState) monitorState {
 }
 
 // report is one cycle's measurement of a sender task, in the units of
-// Stats_Monitor_Data_Resp.
+// Stats_Monitor_Data_Resp. STAMP probes measure no bandwidth, so the
+// report has no Bandwidth element (the contract: only when measured).
 type report struct {
-	Latency, Jitter, PacketLossRate, Bandwidth string
-	Timestamp                                  time.Time
+	Latency, Jitter, PacketLossRate string
+	Timestamp                       time.Time
 }
 
 func (r report) fields(taskID, deviceID string, local, peer netip.Addr) []fieldKV {
-	out := []fieldKV{{"MonitorTaskID", taskID}, {"DeviceID", deviceID}, {"LocalIP", addrText(local)}, {"PeerIP", addrText(peer)},
-		{"Latency", r.Latency}, {"Jitter", r.Jitter}, {"PacketLossRate", r.PacketLossRate}}
-	if r.Bandwidth != "" {
-		out = append(out, fieldKV{"Bandwidth", r.Bandwidth})
-	}
-	return append(out, fieldKV{"ReportTimestamp", rfc3339(r.Timestamp)})
+	return []fieldKV{{"MonitorTaskID", taskID}, {"DeviceID", deviceID}, {"LocalIP", addrText(local)}, {"PeerIP", addrText(peer)},
+		{"Latency", r.Latency}, {"Jitter", r.Jitter}, {"PacketLossRate", r.PacketLossRate}, {"ReportTimestamp", rfc3339(r.Timestamp)}}
 }
 
 type fieldKV struct{ name, value string }

@@ -94,7 +94,8 @@ func (m *monitor) register(t *cwmpclient.Tree) error {
 	reg("{i}.Latency", result(func(r report) string { return r.Latency }))
 	reg("{i}.Jitter", result(func(r report) string { return r.Jitter }))
 	reg("{i}.PacketLossRate", result(func(r report) string { return r.PacketLossRate }))
-	reg("{i}.Bandwidth", result(func(r report) string { return r.Bandwidth }))
+	// Stays empty: STAMP probes measure no bandwidth.
+	reg("{i}.Bandwidth", cwmpclient.Param{Type: cwmpclient.TypeString, Get: func([]uint32) (string, error) { return "", nil }})
 	reg("{i}.ReportTimestamp", result(func(r report) string {
 		if r.Timestamp.IsZero() {
 			return ""
