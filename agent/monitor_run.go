@@ -147,7 +147,7 @@ func (m *monitor) replace(cand monitorState) error {
 	return nil
 }
 
-// run starts the tasks and stops them when ctx ends; the channel closes
+// start runs the tasks and stops them when ctx ends; the channel closes
 // once every session has stopped.
 func (m *monitor) start(ctx context.Context) <-chan struct{} {
 	m.mu.Lock()
@@ -159,6 +159,8 @@ func (m *monitor) start(ctx context.Context) <-chan struct{} {
 		<-ctx.Done()
 		m.mu.Lock()
 		m.ctx = nil
+		clear(m.runs)
+		clear(m.refls)
 		m.mu.Unlock()
 		m.wg.Wait()
 		close(done)
@@ -166,7 +168,7 @@ func (m *monitor) start(ctx context.Context) <-chan struct{} {
 	return done
 }
 
-// source is the address a task probes from / serves.
+// sourceLocked is the address a task probes from; m.mu is held.
 func (m *monitor) sourceLocked(t MonitorTask) netip.Addr {
 	if t.LocalIP.IsValid() {
 		return t.LocalIP
