@@ -216,9 +216,11 @@ func TestLabScenario(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if !strings.Contains(up, " > 2001:db8:2205:4::: RT6") {
-		t.Error("lab.sh up showed no SRv6 packet towards cpe2's SID 2001:db8:2205:4:: on the transit")
+	if !strings.Contains(up, "2001:db8:2205:") {
+		t.Error("lab.sh up showed no packet towards cpe2's SIDs on the transit")
 	}
+	overSRv6(t, "2001:db8:2205:4::", "lan1", "192.168.2.2")
+	overSRv6(t, "2001:db8:1205:6::", "lan2", "2001:db8:1201::2")
 	// §8.3: the task is in the table and reports arrive.
 	st = l.waitCtl("two monitoring reports", 20*time.Second, func(s State) bool {
 		tk := s.Tasks[labTask]
@@ -239,6 +241,7 @@ func TestLabScenario(t *testing.T) {
 			t.Errorf("after renumbering: %v", err)
 		}
 	}
+	overSRv6(t, "2001:db8:4405:4::", "lan2", "192.168.1.2")
 	enc := encapLines(t, "cpe2")
 	if !strings.Contains(enc, "2001:db8:4405:4::") || !strings.Contains(enc, "2001:db8:4405:6::") || strings.Contains(enc, "2001:db8:1205:") {
 		t.Errorf("cpe2's encap routes after renumbering, want cpe1's new SIDs 2001:db8:4405:{4,6}:: only:\n%s", enc)
@@ -309,6 +312,70 @@ func checkReport(t *testing.T, r *Report, local string) {
 	}
 }
 
+// overSRv6 pings dst from ns and checks on the transit (netns wan) that
+// the echo requests travel in SRv6 packets (a routing header) towards sid.
+func overSRv6(t *testing.T, sid, ns, dst string) {
+	t.Helper()
+	lines := tcpdumpWan(t, "ip6 and dst host "+sid+" and ip6[6] == 43")
+	ping := exec.Command("ip", "netns", "exec", ns, "ping", "-c", "5", "-i", "0.2", "-W", "2", dst)
+	if out, err := ping.CombinedOutput(); err != nil {
+		t.Errorf("ping %s from %s: %v: %s", dst, ns, err, out)
+	}
+	select {
+	case l := <-lines:
+		t.Logf("%s -> %s over SRv6: %s", ns, dst, l)
+	case <-time.After(5 * time.Second):
+		t.Errorf("%s -> %s: no SRv6 packet towards %s on the transit", ns, dst, sid)
+	}
+}
+
+// tcpdumpWan captures in netns wan (every interface) and hands on each
+// line; it returns once the capture runs and stops at the test's end.
+func tcpdumpWan(t *testing.T, filter string) <-chan string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", "wan", "tcpdump", "-Z", "root", "--immediate-mode", "-l", "-n", "-tt", "-i", "any", filter)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errPipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("tcpdump: %v", err)
+	}
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	ch := make(chan string, 1024)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			select {
+			case ch <- sc.Text():
+			default:
+			}
+		}
+	}()
+	listening := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(errPipe)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "listening on") {
+				close(listening)
+			}
+		}
+	}()
+	select {
+	case <-listening:
+	case <-time.After(10 * time.Second):
+		t.Fatal("tcpdump in wan did not start listening within 10s")
+	}
+	time.Sleep(300 * time.Millisecond) // the filter is attached a moment after it says so
+	return ch
+}
+
 // routeWatch records when routes matching a test first appear in a
 // namespace, from the kernel's own notifications.
 type routeWatch struct {
@@ -365,26 +432,11 @@ func (w *routeWatch) wait(d time.Duration, ok func(netlink.Route) bool) (time.Ti
 func bgpUpdates(t *testing.T) <-chan time.Time {
 	t.Helper()
 	// IPv6 payload length minus the TCP header (data offset at byte 52).
-	filter := "ip6 and src host fd00:0:1::2 and tcp dst port 179 and (ip6[4:2] - ((ip6[52] & 0xf0) >> 2)) > 19"
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", "wan", "tcpdump", "-Z", "root", "--immediate-mode", "-l", "-n", "-tt", "-i", "cpe1", filter)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	errPipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("tcpdump: %v", err)
-	}
-	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	lines := tcpdumpWan(t, "ip6 and src host fd00:0:1::2 and tcp dst port 179 and (ip6[4:2] - ((ip6[52] & 0xf0) >> 2)) > 19")
 	ch := make(chan time.Time, 1024)
 	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
+		for l := range lines {
+			f := strings.Fields(l)
 			if len(f) == 0 {
 				continue
 			}
@@ -393,21 +445,6 @@ func bgpUpdates(t *testing.T) <-chan time.Time {
 			}
 		}
 	}()
-	listening := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(errPipe)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "listening on") {
-				close(listening)
-			}
-		}
-	}()
-	select {
-	case <-listening:
-	case <-time.After(10 * time.Second):
-		t.Fatal("tcpdump in wan did not start listening within 10s")
-	}
-	time.Sleep(300 * time.Millisecond) // the filter is attached a moment after it says so
 	return ch
 }
 
