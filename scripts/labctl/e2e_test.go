@@ -427,12 +427,12 @@ func (w *routeWatch) wait(d time.Duration, ok func(netlink.Route) bool) (time.Ti
 }
 
 // bgpUpdates captures, in netns wan, the BGP messages longer than a
-// KEEPALIVE that cpe1 sends to the reflector, and hands on their kernel
-// timestamps.
-func bgpUpdates(t *testing.T) <-chan time.Time {
+// KEEPALIVE from one speaker to another, and hands on their kernel
+// timestamps (the first one's: -i any sees a packet on both links).
+func bgpUpdates(t *testing.T, from, to string) <-chan time.Time {
 	t.Helper()
 	// IPv6 payload length minus the TCP header (data offset at byte 52).
-	lines := tcpdumpWan(t, "ip6 and src host fd00:0:1::2 and tcp dst port 179 and (ip6[4:2] - ((ip6[52] & 0xf0) >> 2)) > 19")
+	lines := tcpdumpWan(t, "ip6 and src host "+from+" and dst host "+to+" and tcp and (ip6[4:2] - ((ip6[52] & 0xf0) >> 2)) > 19")
 	ch := make(chan time.Time, 1024)
 	go func() {
 		for l := range lines {
@@ -500,11 +500,12 @@ func TestLabRenumberLatency(t *testing.T) {
 		return tk != nil && tk.Config.Sender != "" && tk.Config.Reflector != ""
 	})
 	w1, w2 := watchRoutes(t, "cpe1"), watchRoutes(t, "cpe2")
-	updates := bgpUpdates(t)
+	updates := bgpUpdates(t, "fd00:0:1::2", "fd00:0:ff::2")
+	reflected := bgpUpdates(t, "fd00:0:ff::2", "fd00:0:2::2")
 	debounce := labDebounce(t)
 	fmt.Printf("anchor: cpe1's WAN debounce %s (examples/lab/cpe1.yaml), the floor of every reaction below\n", debounce)
 	addrs := []string{cpe1Old, cpe1New}
-	var sids, bgpSent, bgpUpd, report []time.Duration
+	var sids, bgpSent, bgpRefl, bgpUpd, report []time.Duration
 	for i := 0; i < n; i++ {
 		old, next := addrs[i%2], addrs[(i+1)%2]
 		_, newLoc, _ := net.ParseCIDR(strings.TrimSuffix(next, "00::1") + "05::/48") // 2001:db8:4400::1 -> 2001:db8:4405::/48
@@ -520,12 +521,15 @@ func TestLabRenumberLatency(t *testing.T) {
 		t1, ok1 := w1.wait(10*time.Second, inLocator(newLoc))
 		t2, ok2 := w2.wait(10*time.Second, encapTo(newLoc))
 		t3, ok3 := firstAfter(updates, t0, 10*time.Second)
+		t4, ok4 := firstAfter(reflected, t0, 10*time.Second)
 		st := l.waitCtl("the IP change report", 10*time.Second, func(s State) bool {
 			return len(s.IPChanges) > reports && s.IPChanges[len(s.IPChanges)-1].NewIP == next && s.IPChanges[len(s.IPChanges)-1].UpdateAnswerAt != nil
 		})
-		if !ok1 || !ok2 || !ok3 {
-			t.Fatalf("renumbering %d: new SIDs in cpe1's kernel %v, encap routes at cpe2 %v, BGP update from cpe1 %v (within 10s)", i, ok1, ok2, ok3)
+		if !ok1 || !ok2 || !ok3 || !ok4 {
+			t.Fatalf("renumbering %d: new SIDs in cpe1's kernel %v, encap routes at cpe2 %v, BGP update from cpe1 %v, reflected to cpe2 %v (within 10s)",
+				i, ok1, ok2, ok3, ok4)
 		}
+		bgpRefl = append(bgpRefl, t4.Sub(t0))
 		ev := st.IPChanges[len(st.IPChanges)-1]
 		sids, bgpSent, bgpUpd, report = append(sids, t1.Sub(t0)), append(bgpSent, t3.Sub(t0)), append(bgpUpd, t2.Sub(t0)), append(report, ev.ReceivedAt.Sub(t0))
 		t.Logf("renumbering %d %s -> %s: SIDs in the kernel %s, BGP update sent %s, cpe2 on the new SIDs %s, IP change report at the controller %s",
@@ -538,7 +542,8 @@ func TestLabRenumberLatency(t *testing.T) {
 		d    []time.Duration
 		goal bool
 	}{{"new SIDs in cpe1's kernel", sids, true}, {"BGP update sent by cpe1", bgpSent, true},
-		{"IP change report at the controller", report, true}, {"(cpe2's encap routes on the new SIDs)", bgpUpd, false}} {
+		{"IP change report at the controller", report, true}, {"(FRR reflects the update to cpe2)", bgpRefl, false},
+		{"(cpe2's encap routes on the new SIDs)", bgpUpd, false}} {
 		sort.Slice(m.d, func(i, j int) bool { return m.d[i] < m.d[j] })
 		p50 := m.d[len(m.d)/2]
 		verdict := "meets"
