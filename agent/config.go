@@ -36,6 +36,10 @@ type Config struct {
 	BGP *bgp.Config `yaml:"bgp"`
 	// ACS configures the CWMP (TR-069) client; no acs.url runs none.
 	ACS ACSConfig `yaml:"acs"`
+	// MemoryLimit is the Go runtime's soft memory target, set by the daemon
+	// at start unless the GOMEMLIMIT environment variable is set (which
+	// also removes it: GOMEMLIMIT=off); unset: DefaultMemoryLimit.
+	MemoryLimit ByteSize `yaml:"memory_limit"`
 	// ControlSocket is the unix socket of the control API srv6cpectl
 	// talks to (see DefaultControlSocket); empty serves none. Read at
 	// start: a change takes a restart.
@@ -232,6 +236,9 @@ func flattenYAMLError(err error) error {
 
 // SetDefaults fills the keys that have a default and are unset.
 func (c *Config) SetDefaults() {
+	if c.MemoryLimit == 0 {
+		c.MemoryLimit = DefaultMemoryLimit
+	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}

@@ -39,18 +39,7 @@ const (
 	exitUsage  = 2 // bad flags or config
 )
 
-// memoryLimit is the Go runtime's soft memory target unless GOMEMLIMIT
-// sets one: the GC then hands memory back soon after a burst (a full BGP
-// table arriving) instead of keeping up to twice the live heap. Above it the
-// GC only works harder. With 10,000 VPNv4 routes the receiving daemon has
-// about 18 MiB live, the advertising one more: at 32 MiB it spends seconds
-// in GC (make bench), at 48 MiB it does not.
-const memoryLimit = 48 << 20
-
 func main() {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(memoryLimit)
-	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -126,6 +115,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+	}
 	level, _ := zap.ParseAtomicLevel(cfg.LogLevel) // Validate checked it
 	log := newLogger(stderr, level)
 	defer func() { _ = log.Sync() }()
