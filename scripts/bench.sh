@@ -28,3 +28,12 @@ bench -bench BGPInstall10k -benchtime 3x ./cmd/srv6cpe/
 section "stamp: reflector throughput vs a C recvmmsg reflector (goal >= 0.95x); RTT floor at 1 kpps over veth, idle and with two CPU hogs (goal p99 <= 40 us)"
 SRV6CPE_BENCH=1 go test -count=1 -run '^TestBench' -v ./twamp/ | grep -Ev '^(=== RUN|PASS|ok )' || true
 bench -bench 'BenchmarkReflect' -benchmem ./twamp/
+
+section "footprint: stripped static arm64 daemon (goal <= 16 MiB); idle and 10k-route RSS are printed by the end-to-end BGP benchmark above (goals <= 20 MB, <= 40 MB)"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for t in arm64 amd64; do
+	CGO_ENABLED=0 GOOS=linux GOARCH=$t go build -trimpath -ldflags '-s -w' -o "$tmp/srv6cpe-$t" ./cmd/srv6cpe
+	size=$(stat -c %s "$tmp/srv6cpe-$t")
+	awk -v t="$t" -v s="$size" 'BEGIN { printf "srv6cpe linux/%s: %d bytes = %.2f MiB (%.2f of the 16 MiB goal)\n", t, s, s/1048576, s/16777216 }'
+done
