@@ -17,7 +17,7 @@ deps:
 	@scripts/deps.sh
 
 build:
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/ ./cmd/... ./scripts/labctl
 
 # The whole suite: lint, then every test with the race detector. Tests that
 # need root and network namespaces run for real as root and skip otherwise.

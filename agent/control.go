@@ -37,7 +37,7 @@ const (
 	ControlRoutes  = "/v1/routes"  // ControlRoutesView: what the dataplane holds
 	ControlBGP     = "/v1/bgp"     // ControlBGPView
 	ControlCWMP    = "/v1/cwmp"    // ControlCWMPView
-	ControlSTAMP   = "/v1/stamp"   // ControlFeatureView
+	ControlSTAMP   = "/v1/stamp"   // ControlSTAMPView
 	ControlPaths   = "/v1/paths"   // ControlFeatureView
 	ControlPolicy  = "/v1/policy"  // ControlFeatureView
 	ControlRefresh = "/v1/refresh" // POST: the prefix source re-reads the WAN state
@@ -89,6 +89,12 @@ type ControlEncapView struct {
 type ControlBGPView struct {
 	Configured bool       `json:"configured"`
 	Status     *BGPStatus `json:"status,omitempty"`
+}
+
+// ControlSTAMPView is the STAMP side: the monitoring tasks (Q.Suppl.79
+// §8.3) with their sessions' state and last report.
+type ControlSTAMPView struct {
+	Tasks []MonitorTaskStatus `json:"tasks"`
 }
 
 // ControlCWMPView is what the agent knows of its CWMP client from the state
@@ -365,8 +371,8 @@ func (a *Agent) controlHandler(log *zap.Logger) http.Handler {
 		return ControlBGPView{Configured: st.BGP != nil, Status: st.BGP}, nil
 	})
 	get(ControlCWMP, func(*http.Request) (any, error) { return a.controlCWMP() })
+	get(ControlSTAMP, func(*http.Request) (any, error) { return ControlSTAMPView{Tasks: a.MonitorTasks()}, nil })
 	for _, p := range []struct{ path, reason string }{
-		{ControlSTAMP, "the agent runs no STAMP sessions yet"},
 		{ControlPaths, "the agent does not report its dynamic paths yet; their binding SIDs are among the routes"},
 		{ControlPolicy, "the agent runs no SRv6 policy selector yet"},
 	} {

@@ -164,7 +164,12 @@ func TestControlSocketServes(t *testing.T) {
 	if bgpv.Configured || bgpv.Status != nil {
 		t.Errorf("bgp = %+v, want not configured", bgpv)
 	}
-	for _, p := range []string{ControlSTAMP, ControlPaths, ControlPolicy} {
+	var sv ControlSTAMPView
+	h.do(t, "GET", ControlSTAMP, http.StatusOK, &sv)
+	if len(sv.Tasks) != 0 {
+		t.Errorf("stamp = %+v, want no tasks", sv)
+	}
+	for _, p := range []string{ControlPaths, ControlPolicy} {
 		var f ControlFeatureView
 		h.do(t, "GET", p, http.StatusOK, &f)
 		if f.Available || !strings.Contains(f.Reason, "the agent") {

@@ -80,14 +80,12 @@ lab_pid() {
 build() {
 	mkdir -p "$RUN/bin"
 	if command -v go >/dev/null; then
-		echo "lab: building srv6cpe and labctl"
-		(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$BIN" ./cmd/srv6cpe &&
-			CGO_ENABLED=0 go build -trimpath -o "$LABCTL" ./scripts/labctl)
-	elif [[ -x $ROOT/bin/srv6cpe && -x $ROOT/bin/labctl ]]; then
-		cp "$ROOT/bin/srv6cpe" "$BIN"
-		cp "$ROOT/bin/labctl" "$LABCTL"
+		echo "lab: building srv6cpe, srv6cpectl and labctl"
+		(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$RUN/bin/" ./cmd/srv6cpe ./cmd/srv6cpectl ./scripts/labctl)
+	elif [[ -x $ROOT/bin/srv6cpe && -x $ROOT/bin/srv6cpectl && -x $ROOT/bin/labctl ]]; then
+		cp "$ROOT/bin/srv6cpe" "$ROOT/bin/srv6cpectl" "$ROOT/bin/labctl" "$RUN/bin/"
 	else
-		die "no Go toolchain and no bin/srv6cpe, bin/labctl: build them first"
+		die "no Go toolchain and no bin/srv6cpe, bin/srv6cpectl, bin/labctl: build them first"
 	fi
 }
 
@@ -178,7 +176,10 @@ cpe_config() {
 		cat "$ROOT/examples/lab/$ns.yaml"
 		cat <<EOF
 
-# Added by scripts/lab.sh: the lab controller in netns ctl is the ACS.
+# Added by scripts/lab.sh: the lab controller in netns ctl is the ACS, and
+# each CPE has its own control socket (/run is shared by the namespaces):
+#   srv6cpectl --socket $RUN/$ns/control.sock status
+control_socket: $RUN/$ns/control.sock
 identity: {manufacturer: srv6cpe-lab, oui: 00A0C9, product_class: SRv6-CPE, serial_number: LAB-${ns^^}}
 acs:
   url: http://[$CTL_ADDR]:7548/acs
@@ -421,6 +422,7 @@ up() {
 	ctl_summary
 	echo
 	echo "Next: scripts/lab.sh renumber cpe1   (then: scripts/lab.sh status, scripts/lab.sh down)"
+	echo "Ask a CPE: $RUN/bin/srv6cpectl --socket $RUN/cpe1/control.sock status   (sid, routes, bgp, cwmp, stamp, paths)"
 }
 
 # renumber NS moves NS's delegated prefix between two /40s (the WAN address

@@ -74,7 +74,7 @@ var commandTree = &command{
 			name:     "stamp",
 			summary:  "STAMP sessions, metrics and notifications",
 			synopsis: "[--json] [--socket PATH]",
-			flags:    daemonCommand(view{path: pathSTAMP, human: renderFeature("stamp")}),
+			flags:    daemonCommand(view{path: pathSTAMP, human: renderSTAMP}),
 		},
 		{
 			name:     "paths",

@@ -198,9 +198,26 @@ TRANSFER  DIRECTION  FILE TYPE                 STATE      COMMAND KEY  NOT BEFOR
 		},
 		{
 			name:   "feature not reported",
-			render: human(renderFeature("stamp")),
-			in:     `{"available":false,"reason":"the agent runs no STAMP sessions yet"}`,
-			want:   "stamp: the agent runs no STAMP sessions yet\n",
+			render: human(renderFeature("policy")),
+			in:     `{"available":false,"reason":"the agent runs no SRv6 policy selector yet"}`,
+			want:   "policy: the agent runs no SRv6 policy selector yet\n",
+		},
+		{
+			name:   "stamp tasks",
+			render: human(renderSTAMP),
+			in: `{"tasks":[{"id":"t1","role":"Sender","local_ip":"2001:db8:1200::1","peer_ip":"2001:db8:2200::1","port":862,"enabled":true,"running":true,"reports":"rpc",
+				"last_report":{"latency_ms":"0.044","jitter_ms":"0.024","packet_loss_percent":"0.00","time":"2026-11-22T01:10:55Z"}},
+				{"id":"t2","role":"Reflector","local_ip":"2001:db8:2200::1","peer_ip":"2001:db8:1200::1","port":862,"enabled":false}]}`,
+			want: `TASK  ROLE       LOCAL             PEER              PORT  STATE     LATENCY ms  JITTER ms  LOSS %  REPORTED
+t1    Sender     2001:db8:1200::1  2001:db8:2200::1  862   running   0.044       0.024      0.00    2026-11-22T01:10:55Z
+t2    Reflector  2001:db8:2200::1  2001:db8:1200::1  862   disabled  -           -          -       -
+`,
+		},
+		{
+			name:   "stamp without tasks",
+			render: human(renderSTAMP),
+			in:     `{"tasks":[]}`,
+			want:   "stamp: no monitoring tasks\n",
 		},
 	}
 	for _, tt := range tests {
@@ -349,7 +366,7 @@ remote:
 		{[]string{"routes"}, []string{"  2001:db8:1205::/48\n", "2001:db8:1205:6::  End.DT6", "2001:db8:99::/48  main   encap  2001:db8:7705:6::"}},
 		{[]string{"bgp"}, []string{"bgp: not configured (no bgp section)\n"}},
 		{[]string{"cwmp"}, []string{"ACS: none", "no pending events"}},
-		{[]string{"stamp"}, []string{"stamp: the agent runs no STAMP sessions yet\n"}},
+		{[]string{"stamp"}, []string{"stamp: no monitoring tasks\n"}},
 		{[]string{"paths"}, []string{"paths: the agent does not report its dynamic paths yet; their binding SIDs are among the routes\n"}},
 		{[]string{"policy"}, []string{"policy: the agent runs no SRv6 policy selector yet\n"}},
 	}

@@ -423,6 +423,57 @@ func renderCWMP(w io.Writer, body []byte) error {
 	return nil
 }
 
+// stampView mirrors agent.ControlSTAMPView (the CLI does not link the agent).
+type stampView struct {
+	Tasks []struct {
+		ID         string `json:"id"`
+		Role       string `json:"role"`
+		LocalIP    string `json:"local_ip"`
+		PeerIP     string `json:"peer_ip"`
+		Port       uint16 `json:"port"`
+		Enabled    bool   `json:"enabled"`
+		Running    bool   `json:"running"`
+		Reports    string `json:"reports"`
+		LastReport *struct {
+			Latency        string    `json:"latency_ms"`
+			Jitter         string    `json:"jitter_ms"`
+			PacketLossRate string    `json:"packet_loss_percent"`
+			Time           time.Time `json:"time"`
+		} `json:"last_report"`
+	} `json:"tasks"`
+}
+
+func renderSTAMP(w io.Writer, body []byte) error {
+	var v stampView
+	if err := decode(body, "stamp", &v); err != nil {
+		return err
+	}
+	if len(v.Tasks) == 0 {
+		fmt.Fprintln(w, "stamp: no monitoring tasks")
+		return nil
+	}
+	t := newTable(w, "TASK", "ROLE", "LOCAL", "PEER", "PORT", "STATE", "LATENCY ms", "JITTER ms", "LOSS %", "REPORTED")
+	for _, x := range v.Tasks {
+		state := "stopped"
+		switch {
+		case !x.Enabled:
+			state = "disabled"
+		case x.Running:
+			state = "running"
+		}
+		lat, jit, loss, at := "", "", "", ""
+		if r := x.LastReport; r != nil {
+			lat, jit, loss, at = r.Latency, r.Jitter, r.PacketLossRate, stamp(r.Time)
+			if x.Reports == "parameters" {
+				at += " (to parameters)"
+			}
+		}
+		t.row(x.ID, x.Role, x.LocalIP, x.PeerIP, fmt.Sprint(x.Port), state, lat, jit, loss, at)
+	}
+	t.flush()
+	return nil
+}
+
 // renderFeature prints a part of the agent the daemon does not report.
 func renderFeature(name string) func(io.Writer, []byte) error {
 	return func(w io.Writer, body []byte) error {
