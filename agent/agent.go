@@ -89,6 +89,7 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 // dataplane equal to what the config and the prefix call for.
 type Agent struct {
 	log          *zap.Logger
+	mem          memoryRelease
 	src          board.PrefixSource
 	dp           dataplane.Dataplane
 	owned        io.Closer // the dataplane New opened, closed when Run returns
@@ -504,6 +505,7 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 		s.State, s.LastApply, s.LastError, s.Failures, s.NextRetry = StateApplied, now, "", 0, time.Time{}
 		s.Previous = nil
 	})
+	a.mem.applied(len(want.Encaps))
 	// Advertised only once the kernel holds the SIDs.
 	a.exportBGP(&d, want, pc.Addr)
 	fields := []zap.Field{zap.Stringer("prefix", pc.New), zap.Stringer("locator", d.Locator), zap.Duration("took", took)}

@@ -55,7 +55,7 @@ func inNetns(ns netns.NsHandle, fn func() error) error {
 }
 
 func openConn(ns netns.NsHandle) (*conn, error) {
-	c := &conn{rbuf: make([]byte, 1<<20), chunk: 64 << 10}
+	c := &conn{rbuf: make([]byte, recvBuf), chunk: 64 << 10}
 	err := inNetns(ns, func() error {
 		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 		if err != nil {
@@ -176,10 +176,25 @@ func (c *conn) send(b []byte, failed map[uint32]*nlError) error {
 	return c.drain(failed)
 }
 
+// recvBuf holds one netlink datagram. The kernel sizes dump datagrams to
+// the reader's buffer but at most 32 KiB, and acknowledgements are small,
+// so 64 KiB is ample; a datagram that still does not fit is an error, never
+// silently cut short.
+const recvBuf = 64 << 10
+
+// recv reads one datagram into c.rbuf.
+func (c *conn) recv(flags int) (int, error) {
+	n, _, rflags, _, err := unix.Recvmsg(c.fd, c.rbuf, nil, flags)
+	if err == nil && rflags&unix.MSG_TRUNC != 0 {
+		return 0, fmt.Errorf("netlink receive: a datagram is larger than the %d-byte buffer", len(c.rbuf))
+	}
+	return n, err
+}
+
 // drain reads every queued message without blocking, recording errors.
 func (c *conn) drain(failed map[uint32]*nlError) error {
 	for {
-		n, _, err := unix.Recvfrom(c.fd, c.rbuf, unix.MSG_DONTWAIT)
+		n, err := c.recv(unix.MSG_DONTWAIT)
 		if errors.Is(err, unix.EAGAIN) {
 			return nil
 		}
@@ -258,7 +273,7 @@ func (c *conn) dumpOnce(req func(w *wbuf, seq uint32), fn func(typ uint16, body 
 	interrupted := false
 	deadline := time.Now().Add(dumpTimeout)
 	for time.Now().Before(deadline) {
-		n, _, err := unix.Recvfrom(c.fd, c.rbuf, 0)
+		n, err := c.recv(0)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
