@@ -50,6 +50,9 @@ type EncapRoute struct {
 	Segments []netip.Addr
 	Mode     EncapMode
 	Dev      string
+	// HMACKeyID, when set, adds an SRH HMAC TLV with this key of
+	// Desired.HMAC.Keys to every packet (hmac.go).
+	HMACKeyID uint32
 }
 
 // VRF is a Linux VRF device bound to a table.
@@ -75,6 +78,9 @@ type Desired struct {
 	// TunnelSource is the outer source of our encapsulated packets (the
 	// namespace's seg6 tunsrc); the zero value leaves the setting alone.
 	TunnelSource netip.Addr
+	// HMAC is the SRH HMAC key table and the WAN's require-HMAC setting
+	// (hmac.go); nil leaves both alone.
+	HMAC *HMACState
 }
 
 // Capabilities is what the probe found the kernel can do.

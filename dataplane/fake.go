@@ -27,6 +27,7 @@ type Fake struct {
 	vrfs    []VRF
 	rules   []krule    // the SID filter's rules, in kernel (add) order
 	tunsrc  netip.Addr // the seg6 tunnel source
+	hmac    *HMACState // the HMAC key table (all ids) and require_hmac
 	status  Status
 	ops     int
 	failN   int
@@ -118,7 +119,7 @@ func (f *Fake) Installed(ctx context.Context) (Desired, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d := toDesired(f.routes, f.vrfs, f.nm)
-	d.SIDFilter, d.TunnelSource = filterOf(f.rules), f.tunsrc
+	d.SIDFilter, d.TunnelSource, d.HMAC = filterOf(f.rules), f.tunsrc, f.ownedHMAC()
 	return d, nil
 }
 
@@ -229,10 +230,14 @@ func (f *Fake) apply(ctx context.Context, d Desired) error {
 	if err := validTunnelSource(d.TunnelSource); err != nil {
 		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
 	}
+	if err := validHMAC(d.HMAC, d.Encaps, f.wan); err != nil {
+		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
+	}
 	ae := &ApplyError{}
 	if d.TunnelSource.IsValid() && d.TunnelSource != f.tunsrc && f.op(ae, "set seg6 tunnel source "+d.TunnelSource.String()) {
 		f.tunsrc = d.TunnelSource
 	}
+	f.applyHMAC(d.HMAC, ae)
 	addRules, delRules := diffRules(f.rules, planRules(filter))
 	for _, r := range addRules {
 		if f.op(ae, "add "+r.String()) {

@@ -261,7 +261,7 @@ func (k *Kernel) read() (*state, error) {
 	for _, r := range all {
 		if r.NHID != 0 {
 			if n, ok := st.nhs[r.NHID]; ok && n.Simple {
-				r.Val = rval{Kind: kindEncap, Mode: n.Spec.Mode, Dev: n.Spec.Dev, Segs: n.Spec.Segs}
+				r.Val = rval{Kind: kindEncap, Mode: n.Spec.Mode, Dev: n.Spec.Dev, Segs: n.Spec.Segs, HMAC: n.Spec.HMAC}
 			} else {
 				r.Val = rval{Kind: kindOther}
 			}
@@ -332,8 +332,12 @@ func (k *Kernel) Installed(ctx context.Context) (Desired, error) {
 	if err != nil {
 		return Desired{}, err
 	}
+	h, err := k.readHMAC()
+	if err != nil {
+		return Desired{}, err
+	}
 	d := toDesired(rs, st.vrfs, newLinkNames(k.h))
-	d.SIDFilter, d.TunnelSource = filterOf(rules), src
+	d.SIDFilter, d.TunnelSource, d.HMAC = filterOf(rules), src, h
 	return d, nil
 }
 
@@ -414,6 +418,9 @@ func (k *Kernel) Apply(ctx context.Context, d Desired) (err error) {
 	if err := validTunnelSource(d.TunnelSource); err != nil {
 		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
 	}
+	if err := validHMAC(d.HMAC, d.Encaps, k.opt.WANInterface); err != nil {
+		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
+	}
 	if !k.opt.SkipSysctls {
 		k.retrySysctls()
 	}
@@ -439,6 +446,7 @@ func (k *Kernel) Apply(ctx context.Context, d Desired) (err error) {
 	// 0. The tunnel source, before encap routes that use it, and the SID
 	// filter's new rules, before the SIDs they guard (allows before drops).
 	k.ensureTunnelSource(d.TunnelSource, ae)
+	k.ensureHMAC(d.HMAC, ae)
 	k.addRules(addRules, ae)
 
 	// 1. Nexthop objects the new routes need, before the routes.

@@ -113,6 +113,7 @@ type rval struct {
 	NH       netip.Addr
 	Mode     uint32 // seg6 encap mode
 	Segs     segList
+	HMAC     uint32 // HMAC key id of a seg6 encap's SRH (0 = none)
 }
 
 // encapSpec is what a seg6 nexthop object carries; routes with equal specs
@@ -121,9 +122,12 @@ type encapSpec struct {
 	Mode uint32
 	Dev  int
 	Segs segList
+	HMAC uint32
 }
 
-func (v rval) spec() encapSpec { return encapSpec{Mode: v.Mode, Dev: v.Dev, Segs: v.Segs} }
+func (v rval) spec() encapSpec {
+	return encapSpec{Mode: v.Mode, Dev: v.Dev, Segs: v.Segs, HMAC: v.HMAC}
+}
 
 // segList is IPv6 segments in travel order packed into a comparable
 // string (16 bytes each).
@@ -253,6 +257,9 @@ func validExtras(d Desired, wan string) error {
 	if _, err := normFilter(d.SIDFilter, wan); err != nil {
 		return err
 	}
+	if err := validHMAC(d.HMAC, d.Encaps, wan); err != nil {
+		return err
+	}
 	return validTunnelSource(d.TunnelSource)
 }
 
@@ -376,6 +383,7 @@ func plan(d Desired, caps Capabilities, wan string, nm names) (desiredSet, error
 		if v.Dev, err = dev(what, e.Dev); err != nil {
 			return desiredSet{}, err
 		}
+		v.HMAC = e.HMACKeyID
 		fam := uint8(unix.AF_INET6)
 		if e.Prefix.Addr().Is4() {
 			fam = unix.AF_INET
@@ -583,7 +591,7 @@ func toDesired(rs routeSet, vrfs []VRF, nm names) Desired {
 				d.LocalSIDs = append(d.LocalSIDs, s)
 			}
 		case kindEncap:
-			e := EncapRoute{Prefix: k.Dst, Segments: v.Segs.addrs(), Dev: nm.ifname(v.Dev)}
+			e := EncapRoute{Prefix: k.Dst, Segments: v.Segs.addrs(), Dev: nm.ifname(v.Dev), HMACKeyID: v.HMAC}
 			e.Table, e.VRF = tableOf(k.Table)
 			if v.Mode == seg6ModeRed {
 				e.Mode = EncapRed
@@ -637,8 +645,11 @@ func Normalize(d Desired, caps Capabilities, wan string) (Desired, error) {
 	if err := validTunnelSource(d.TunnelSource); err != nil {
 		return Desired{}, err
 	}
+	if err := validHMAC(d.HMAC, d.Encaps, wan); err != nil {
+		return Desired{}, err
+	}
 	out := toDesired(ds.routes, d.VRFs, nm)
-	out.SIDFilter, out.TunnelSource = f, d.TunnelSource
+	out.SIDFilter, out.TunnelSource, out.HMAC = f, d.TunnelSource, normHMAC(d.HMAC)
 	return out, nil
 }
 

@@ -97,15 +97,25 @@ func (w *wbuf) endNest(off int) { ne.PutUint16(w.b[off:], uint16(len(w.b)-off)) 
 
 // srh appends an IPv6 segment routing header holding segs (travel order),
 // reversed as the SRH wants them.
-func (w *wbuf) srh(segs segList) {
+func (w *wbuf) srh(segs segList) { w.srhKeyed(segs, 0) }
+
+// srhKeyed is srh with an HMAC TLV for key hmac (0 = none, hmac.go).
+func (w *wbuf) srhKeyed(segs segList, hmac uint32) {
 	n := len(segs) / 16
-	w.b = append(w.b, 0, byte(2*n), ipv6SRCRTType4, byte(n-1), byte(n-1), 0, 0, 0)
+	hdrLen, flags := byte(2*n), byte(0)
+	if hmac != 0 {
+		hdrLen, flags = byte(2*n+hmacTLVLen/8), sr6FlagHMAC
+	}
+	w.b = append(w.b, 0, hdrLen, ipv6SRCRTType4, byte(n-1), byte(n-1), flags, 0, 0)
 	for i := n - 1; i >= 0; i-- {
 		w.b = append(w.b, segs[16*i:16*i+16]...)
 	}
+	if hmac != 0 {
+		w.b = putHMACTLV(w.b, hmac)
+	}
 }
 
-func (w *wbuf) seg6Encap(mode uint32, segs segList) {
+func (w *wbuf) seg6Encap(mode uint32, segs segList, hmac uint32) {
 	w.u16(unix.RTA_ENCAP_TYPE, unix.LWTUNNEL_ENCAP_SEG6)
 	n := w.nest(unix.RTA_ENCAP)
 	a := len(w.b)
@@ -113,7 +123,7 @@ func (w *wbuf) seg6Encap(mode uint32, segs segList) {
 	var m [4]byte
 	ne.PutUint32(m[:], mode)
 	w.b = append(w.b, m[:]...)
-	w.srh(segs)
+	w.srhKeyed(segs, hmac)
 	ne.PutUint16(w.b[a:], uint16(len(w.b)-a))
 	w.endNest(n)
 }
@@ -198,7 +208,7 @@ func (w *wbuf) putRoute(seq uint32, k rkey, v rval, nhid uint32, replace bool) {
 			w.u32(rtaNHID, nhid)
 		} else {
 			w.u32(unix.RTA_OIF, uint32(v.Dev))
-			w.seg6Encap(v.Mode, v.Segs)
+			w.seg6Encap(v.Mode, v.Segs, v.HMAC)
 		}
 	}
 	w.end(off)
@@ -231,7 +241,7 @@ func (w *wbuf) putNexthop(seq, id uint32, s encapSpec) {
 	var m [4]byte
 	ne.PutUint32(m[:], s.Mode)
 	w.b = append(w.b, m[:]...)
-	w.srh(s.Segs)
+	w.srhKeyed(s.Segs, s.HMAC)
 	ne.PutUint16(w.b[a:], uint16(len(w.b)-a))
 	w.endNest(n)
 	w.end(off)
@@ -393,8 +403,8 @@ func decodeRoute(b []byte) (kroute, error) {
 	case encType == unix.LWTUNNEL_ENCAP_SEG6:
 		// An encap this code cannot read stays kindOther: a route of
 		// ours in that state is replaced, never a reason to stop.
-		if mode, segs, err := decodeSeg6(enc); err == nil {
-			r.Val.Kind, r.Val.Mode, r.Val.Segs = kindEncap, mode, segs
+		if mode, segs, hmac, err := decodeSeg6(enc); err == nil {
+			r.Val.Kind, r.Val.Mode, r.Val.Segs, r.Val.HMAC = kindEncap, mode, segs, hmac
 		}
 	case encType == unix.LWTUNNEL_ENCAP_SEG6_LOCAL:
 		if v, err := decodeSeg6Local(enc); err == nil {
@@ -406,7 +416,7 @@ func decodeRoute(b []byte) (kroute, error) {
 }
 
 // decodeSeg6 reads the body of a seg6 RTA_ENCAP / NHA_ENCAP.
-func decodeSeg6(b []byte) (mode uint32, segs segList, err error) {
+func decodeSeg6(b []byte) (mode uint32, segs segList, hmac uint32, err error) {
 	found := false
 	err = attrs(b, func(t uint16, v []byte) error {
 		if t != seg6IptunnelSRH {
@@ -417,13 +427,16 @@ func decodeSeg6(b []byte) (mode uint32, segs segList, err error) {
 		}
 		mode = ne.Uint32(v)
 		s, err := decodeSRH(v[4:])
+		if err == nil {
+			hmac = srhHMACKeyID(v[4:])
+		}
 		segs, found = s, true
 		return err
 	})
 	if err == nil && !found {
 		err = errors.New("seg6 encap without SRH")
 	}
-	return mode, segs, err
+	return mode, segs, hmac, err
 }
 
 func decodeSeg6Local(b []byte) (rval, error) {
@@ -518,7 +531,7 @@ func decodeNexthop(b []byte) (knh, error) {
 		n.Simple = false
 		return n, nil
 	}
-	if n.Spec.Mode, n.Spec.Segs, err = decodeSeg6(enc); err != nil {
+	if n.Spec.Mode, n.Spec.Segs, n.Spec.HMAC, err = decodeSeg6(enc); err != nil {
 		n.Simple = false // an object we would not make: never reused
 	}
 	return n, nil
