@@ -18,6 +18,7 @@ import (
 
 	"github.com/srv6cpe/srv6cpe/board"
 	"github.com/srv6cpe/srv6cpe/dataplane"
+	"github.com/srv6cpe/srv6cpe/twamp"
 )
 
 // Files the agent keeps in its state dir.
@@ -56,6 +57,7 @@ type options struct {
 	now          func() time.Time
 	bgp          bgpOptions
 	cwmp         cwmpOptions
+	pathProbes   func(twamp.SenderConfig) (twamp.Session, error)
 }
 
 // WithLogger sets the logger (default: none).
@@ -123,6 +125,7 @@ type Agent struct {
 	cwmp       *cwmpSide         // the CWMP client; its own goroutine
 	model      *srv6Model        // the SRv6 configuration the controller sets (cwmpsrv6.go)
 	monitor    *monitor          // the monitoring tasks (monitor*.go); its own goroutines
+	probes     *pathProbes       // latency of the dynamic paths (path_probe.go); its own goroutines
 }
 
 type reloadRequest struct {
@@ -214,6 +217,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		a.status.Previous = &p
 	}
 	a.monitor = newMonitor(a, a.state, a.log.Named("monitor"))
+	a.probes = newPathProbes(a.log.Named("paths"), o.pathProbes)
 	a.monitor.load(cfg, a.persisted.Address)
 	return a, nil
 }
@@ -261,6 +265,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	monDone := a.monitor.start(wctx)
 	defer func() { cancel(); <-monDone }()
+	probesDone := a.probes.start(wctx)
+	defer func() { cancel(); <-probesDone }()
 	cwmpDone := a.cwmp.start(wctx, a.cfg)
 	defer func() { cancel(); <-cwmpDone }()
 	ctlDone := a.startControl(wctx, a.cfg.ControlSocket)
@@ -508,6 +514,7 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 	a.mem.applied(len(want.Encaps))
 	// Advertised only once the kernel holds the SIDs.
 	a.exportBGP(&d, want, pc.Addr)
+	a.probes.follow(want.BSIDs, pc.Addr)
 	fields := []zap.Field{zap.Stringer("prefix", pc.New), zap.Stringer("locator", d.Locator), zap.Duration("took", took)}
 	for _, s := range sids {
 		fields = append(fields, zap.String(s.Name, s.SID.String()+" "+s.Installed))

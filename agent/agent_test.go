@@ -126,7 +126,7 @@ func start(t *testing.T, cfg Config, caps dataplane.Capabilities, stateDir strin
 	h := &harness{t: t, src: newFakeSource(), dp: newFakeDataplane(caps), state: st, done: make(chan error, 1)}
 	opts = append([]Option{
 		WithLogger(zaptest.NewLogger(t)), WithPrefixSource(h.src), WithDataplane(h.dp), WithStateDir(st),
-		WithRetryBackoff(10*time.Millisecond, 40*time.Millisecond),
+		WithRetryBackoff(10*time.Millisecond, 40*time.Millisecond), WithPathProbes(fakePathProbe),
 	}, opts...)
 	h.agent, err = New(cfg, opts...)
 	if err != nil {

@@ -89,6 +89,9 @@ type SRv6Config struct {
 	SIDFilter      *bool          `yaml:"sid_filter"`
 	SIDAllow       []netip.Prefix `yaml:"sid_allow"`
 	PeerLocatorLen int            `yaml:"peer_locator_len"`
+	// HMAC is the SRH HMAC section (hmac.go); nil leaves the kernel's
+	// HMAC keys and seg6_require_hmac alone.
+	HMAC *HMACConfig `yaml:"hmac"`
 }
 
 // ServiceConfig is one local service SID.
@@ -202,6 +205,9 @@ func LoadConfig(path string) (Config, error) {
 		return Config{}, fmt.Errorf("read config: %w", err)
 	}
 	c, err := ParseConfig(b)
+	if err == nil {
+		err = c.loadHMACSecrets()
+	}
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
@@ -336,6 +342,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateServices()...)
 	errs = append(errs, c.validateRemote()...)
 	errs = append(errs, c.validateSIDFilter()...)
+	errs = append(errs, c.validateHMAC()...)
 	errs = append(errs, c.ACS.validate()...)
 	errs = append(errs, c.validateBGP()...)
 	errs = append(errs, c.validatePaths()...)

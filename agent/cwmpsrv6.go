@@ -680,7 +680,7 @@ func (m *srv6Model) registerPaths(reg func(string, cwmpclient.Param), regObj fun
 		if s, _ := m.pathStatus(p); s != "Active" {
 			return "", nil
 		}
-		return "SegmentList=" + formatSegments(p.Config.Segments), nil
+		return "SegmentList=" + formatSegments(p.Config.Segments) + "; " + m.a.probes.latency(p.Config.Segments), nil
 	}})
 }
 
@@ -713,7 +713,7 @@ func (m *srv6Model) pathStatus(p modelPath) (string, string) {
 			return "Error", err.Error()
 		}
 		if active[q.BSID] == i {
-			return "Active", ""
+			return steerStatus(&eff, d, m.caps, i)
 		}
 		return "Standby", fmt.Sprintf("BSID %s is held by path %q with a better priority", q.BSID, eff.Paths.List[active[q.BSID]].ID)
 	}

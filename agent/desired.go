@@ -181,8 +181,10 @@ func desiredState(cfg Config, d srv6.Derivation, caps dataplane.Capabilities, im
 	}
 	out.BSIDs = pathBSIDs(&cfg, d, caps)
 	learned, _ := importedEncaps(cfg, d, vrf, imported)
+	learned = steerPaths(&cfg, d, caps, learned, imported)
 	out.Encaps = append(out.Encaps, learned...)
 	out.SIDFilter, out.TunnelSource = sidFilter(cfg, d, imported)
+	out = withHMAC(cfg, out)
 	// The dataplane's own check, so a reload is refused before any Apply.
 	if err := out.Validate(caps, dev); err != nil {
 		return dataplane.Desired{}, err
