@@ -18,11 +18,13 @@ import (
 //   - net.ipv6.conf.<wan>.seg6_require_hmac=1: packets arriving on the WAN
 //     with an SRH but without a valid HMAC are dropped at our SIDs.
 //
-// The kernel gap: seg6_require_hmac only judges packets that carry an SRH.
-// H.Encaps with one segment and H.Encaps.Red with one segment carry none,
-// and End.DX4/DT4/DT6/DT46 decapsulate them unchecked. The SID filter
-// (rules.go, by outer source) is what covers those; HMAC adds integrity of
-// the SRH for the packets that have one.
+// The kernel gap: seg6_require_hmac only judges packets that carry an SRH
+// (seg6local's decap_and_validate checks HMAC "if (srh && ...)"). Linux
+// H.Encaps always sends one, but H.Encaps.Red with one segment does not,
+// nor does a plain IPv4/IPv6-in-IPv6 packet an attacker crafts, and
+// End.DX4/DT4/DT6/DT46 decapsulate those unchecked (TestKernelHMACTraffic
+// shows it). The SID filter (rules.go, by outer source) is what covers
+// them; HMAC adds integrity of the SRH for the packets that have one.
 
 const (
 	seg6CmdSetHMAC   = 1 // SEG6_CMD_SETHMAC
