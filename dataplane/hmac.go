@@ -3,6 +3,7 @@ package dataplane
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -320,6 +321,9 @@ func (k *Kernel) readHMAC() (*HMACState, error) {
 		return nil, err
 	}
 	keys, err := g.hmacKeys(fam)
+	if hmacUnsupported(err) {
+		return nil, nil // nothing can be installed either
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read HMAC keys: %w", err)
 	}
@@ -336,6 +340,12 @@ func (k *Kernel) readHMAC() (*HMACState, error) {
 		}
 	}
 	return normHMAC(h), nil
+}
+
+// hmacUnsupported tells a kernel built without CONFIG_IPV6_SEG6_HMAC
+// (its SEG6 commands answer ENOTSUPP, 524, or EOPNOTSUPP).
+func hmacUnsupported(err error) bool {
+	return errors.Is(err, unix.Errno(524)) || errors.Is(err, unix.EOPNOTSUPP)
 }
 
 func requireHMACSysctl(wan string) string {
@@ -366,6 +376,9 @@ func (k *Kernel) ensureHMAC(h *HMACState, ae *ApplyError) {
 	var cur []HMACKey
 	if err == nil {
 		cur, err = g.hmacKeys(fam)
+	}
+	if hmacUnsupported(err) && len(h.Keys) == 0 && !h.Require {
+		return // the wanted state is what such a kernel has
 	}
 	if err != nil {
 		ae.Failed = append(ae.Failed, OpError{Op: "read HMAC keys", Err: err})

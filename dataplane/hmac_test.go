@@ -365,6 +365,16 @@ func TestKernelHMACKeyTable(t *testing.T) {
 	}
 	check(d, show)
 
+	// Our encap route replaced by one without the HMAC TLV: restored.
+	n.ip(t, "route replace 10.9.0.0/16 encap seg6 mode encap segs fc00:b::100 dev wan0 proto 198")
+	if err := k.Apply(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if r := n.ip(t, "route show 10.9.0.0/16"); !strings.Contains(r, "hmac 7 ") {
+		t.Fatalf("route not restored with hmac 7: %s", r)
+	}
+	check(d, show)
+
 	// A key dropped from the desired table is removed; require off.
 	d.HMAC = &HMACState{Keys: d.HMAC.Keys[:1]}
 	if err := k.Apply(ctx, d); err != nil {
