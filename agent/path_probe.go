@@ -145,10 +145,14 @@ func (p *pathProbes) startRun(t pathProbeTarget) *probeRun {
 				return
 			}
 			r.mu.Lock()
+			back := r.replyAt.IsZero() || s.Sent.Sub(r.replyAt) > 5*p.interval
 			if s.Sent.After(r.replyAt) {
 				r.rtt, r.replyAt = s.RTT, s.Sent
 			}
 			r.mu.Unlock()
+			if back {
+				p.log.Info("dynamic path answers its latency probe", zap.String("session", name), zap.Duration("rtt", s.RTT))
+			}
 		}}
 	p.wg.Add(1)
 	go func() {

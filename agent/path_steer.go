@@ -33,7 +33,10 @@ import (
 // Paths whose DestinationDevice denotes the same address or prefix compete:
 // the lowest PathPriority wins, config order breaks a tie, the others stand
 // by. Static remote routes are never steered: their segment lists are
-// explicit configuration.
+// explicit configuration. A path whose list ends in a learned service SID
+// (the controller's list runs to the far service, as an End.B6.Encaps list
+// must) has that SID replaced by each route's own: an IPv4 route must end at
+// the End.DX4/DT4 SID, not pass the IPv6 one, which decapsulates.
 
 // pathDestination parses a DestinationDevice as an IPv6 address or prefix.
 func pathDestination(dest string) (netip.Prefix, error) {
@@ -108,7 +111,9 @@ func steerPaths(c *Config, d srv6.Derivation, caps dataplane.Capabilities, learn
 		return learned
 	}
 	nextHop := make(map[netip.Addr]netip.Addr, len(imported)) // remote SID -> BGP next hop
+	learnedSID := make(map[netip.Addr]bool, len(imported))
 	for _, r := range imported {
+		learnedSID[r.SID] = true
 		if _, ok := nextHop[r.SID]; !ok && r.NextHop.IsValid() {
 			nextHop[r.SID] = r.NextHop.Unmap()
 		}
@@ -128,7 +133,11 @@ func steerPaths(c *Config, d srv6.Derivation, caps dataplane.Capabilities, learn
 			}
 		}
 		if best >= 0 {
-			out[k].Segments = append(slices.Clone([]netip.Addr(c.Paths.List[best].Segments)), sid)
+			segs := []netip.Addr(c.Paths.List[best].Segments)
+			if learnedSID[segs[len(segs)-1]] {
+				segs = segs[:len(segs)-1]
+			}
+			out[k].Segments = append(slices.Clone(segs), sid)
 		}
 	}
 	return out

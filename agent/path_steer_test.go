@@ -53,6 +53,9 @@ func TestSteerPaths(t *testing.T) {
 		{name: "by locator", caps: pathCaps,
 			paths: []PathConfig{path("viaT", "2001:db8:3305::/48", "2001:db8:1205:b5::", 1, "2001:db8:99::1", "2001:db8:98::1")},
 			want:  [2]string{"2001:db8:2205:6::", "2001:db8:99::1 2001:db8:98::1 2001:db8:3305:6::"}},
+		{name: "a list ending in a learned service SID ends in each route's own", caps: pathCaps,
+			paths: []PathConfig{path("full", "2001:db8:3305::/48", "2001:db8:1205:b5::", 1, "2001:db8:99::1", "2001:db8:2205:6::")},
+			want:  [2]string{"2001:db8:2205:6::", "2001:db8:99::1 2001:db8:3305:6::"}},
 		{name: "lowest priority wins, the other stands by", caps: pathCaps,
 			paths: []PathConfig{
 				path("slow", "2001:db8:2200::1", "2001:db8:1205:b5::", 20, "2001:db8:98::1"),
