@@ -298,8 +298,15 @@ func (a *Agent) withStale(encaps []dataplane.EncapRoute) []dataplane.EncapRoute 
 	for _, e := range encaps {
 		have[encapKey{e.Table, e.Prefix}] = true
 	}
+	// A kept route is signed with today's key: the key it carried in the
+	// kernel may be gone from the config, and the state would be refused.
+	var key uint32
+	if h := a.cfg.SRv6.HMAC; h != nil {
+		key = h.KeyID
+	}
 	for _, e := range a.bgp.stale {
 		if !have[encapKey{e.Table, e.Prefix}] {
+			e.HMACKeyID = key
 			encaps = append(encaps, e)
 		}
 	}

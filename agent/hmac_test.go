@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,5 +128,21 @@ func TestDesiredStateHMAC(t *testing.T) {
 	}
 	if plain.HMAC != nil || plain.Encaps[0].HMACKeyID != 0 {
 		t.Fatalf("HMAC without a section: %+v %+v", plain.HMAC, plain.Encaps[0])
+	}
+}
+
+// Encap routes kept from before a restart carry the key they had in the
+// kernel; they are signed with the configured key instead, so that a key
+// taken out of the config cannot make every apply fail until they go.
+func TestStaleRoutesTakeTheCurrentKey(t *testing.T) {
+	a := &Agent{cfg: Config{SRv6: SRv6Config{HMAC: &HMACConfig{KeyID: 7}}}}
+	a.bgp.stale = []dataplane.EncapRoute{{Prefix: netip.MustParsePrefix("192.168.9.0/24"), HMACKeyID: 3}}
+	got := a.withStale(nil)
+	if len(got) != 1 || got[0].HMACKeyID != 7 {
+		t.Errorf("stale route after withStale: %+v, want key 7", got)
+	}
+	a.cfg.SRv6.HMAC = nil
+	if got := a.withStale(nil); got[0].HMACKeyID != 0 {
+		t.Errorf("stale route without hmac config: key %d, want 0", got[0].HMACKeyID)
 	}
 }
