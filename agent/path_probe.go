@@ -151,7 +151,9 @@ func (p *pathProbes) startRun(t pathProbeTarget) *probeRun {
 			}
 			r.mu.Unlock()
 			if back {
-				p.log.Info("dynamic path answers its latency probe", zap.String("session", name), zap.Duration("rtt", s.RTT))
+				p.log.Info("dynamic path answers its latency probe", zap.String("session", name), zap.String("active_path_info", latencyText(s.RTT)))
+			} else {
+				p.log.Debug("dynamic path latency", zap.String("session", name), zap.String("active_path_info", latencyText(s.RTT)))
 			}
 		}}
 	p.wg.Add(1)
@@ -210,5 +212,11 @@ func (p *pathProbes) latency(segs []netip.Addr) string {
 	case time.Since(r.replyAt) > 5*p.interval:
 		return fmt.Sprintf("latency unknown: no probe answered since %s", r.replyAt.UTC().Format(time.RFC3339))
 	}
-	return fmt.Sprintf("latency %.3f ms", float64(r.rtt)/float64(time.Millisecond))
+	return latencyText(r.rtt)
+}
+
+// latencyText is how ActivePathInfo shows a round trip: milliseconds with
+// three decimals ("latency 0.412 ms").
+func latencyText(rtt time.Duration) string {
+	return fmt.Sprintf("latency %.3f ms", float64(rtt)/float64(time.Millisecond))
 }
