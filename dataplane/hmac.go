@@ -236,59 +236,20 @@ func decodeHMACKey(a []byte) (HMACKey, error) {
 
 // hmacKeys dumps the namespace's HMAC key table.
 func (g *genl) hmacKeys(fam uint16) ([]HMACKey, error) {
-	g.seq++
-	var w wbuf
-	off := w.begin(fam, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, g.seq)
-	w.b = append(w.b, seg6CmdDumpHMAC, seg6GenlVersion, 0, 0)
-	w.end(off)
-	if err := unix.Sendto(g.fd, w.b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, fmt.Errorf("generic netlink send: %w", err)
-	}
 	var out []HMACKey
-	// The table is bounded by the id range we own plus foreign keys; a
-	// dump of more parts than this is not one we can trust.
-	for range 4096 {
-		n, _, err := unix.Recvfrom(g.fd, g.buf, 0)
+	// The table is bounded by the id range we own plus foreign keys.
+	err := g.exchange(fam, seg6CmdDumpHMAC, unix.NLM_F_DUMP, nil, 4096, func(a []byte) error {
+		k, err := decodeHMACKey(a)
 		if err != nil {
-			return nil, fmt.Errorf("generic netlink receive: %w", err)
+			return err
 		}
-		b := g.buf[:n]
-		for len(b) >= sizeofNlmsghdr {
-			l := int(ne.Uint32(b))
-			if l < sizeofNlmsghdr || l > len(b) {
-				return nil, fmt.Errorf("generic netlink message length %d: %w", l, errShort)
-			}
-			typ, flags, seq := ne.Uint16(b[4:]), ne.Uint16(b[6:]), ne.Uint32(b[8:])
-			body := b[sizeofNlmsghdr:l]
-			b = b[min(align4(l), len(b)):]
-			if seq != g.seq {
-				continue
-			}
-			switch typ {
-			case unix.NLMSG_DONE:
-				return out, nil
-			case unix.NLMSG_ERROR:
-				_, e, perr := decodeError(body, flags)
-				if perr != nil {
-					return nil, perr
-				}
-				if e != nil {
-					return nil, e
-				}
-				return out, nil
-			case fam:
-				if len(body) < sizeofGenlmsghdr {
-					return nil, fmt.Errorf("HMAC dump message of %d bytes: %w", len(body), errShort)
-				}
-				k, err := decodeHMACKey(body[sizeofGenlmsghdr:])
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, k)
-			}
-		}
+		out = append(out, k)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("HMAC key dump: %w", err)
 	}
-	return nil, fmt.Errorf("HMAC key dump did not end")
+	return out, nil
 }
 
 // setHMACKey sets (replaces) a key, or removes it when k.Secret is empty.

@@ -66,51 +66,69 @@ func (g *genl) close() { unix.Close(g.fd) }
 // NLM_F_ACK and returns the attributes of the reply message carrying its
 // sequence number (nil when the kernel only acknowledged).
 func (g *genl) request(family uint16, cmd uint8, put func(w *wbuf)) ([]byte, error) {
+	var reply []byte
+	// A reply and an ACK; stray messages are skipped.
+	err := g.exchange(family, cmd, unix.NLM_F_ACK, put, 16, func(body []byte) error {
+		reply = append([]byte(nil), body...)
+		return nil
+	})
+	return reply, err
+}
+
+// exchange sends one request (family, cmd, extra flags, attributes written
+// by put) and hands the attributes of every reply message of the family to
+// fn, until the kernel's NLMSG_DONE or acknowledgement, reading at most
+// maxReads datagrams (a request that never ends is not one to trust).
+func (g *genl) exchange(family uint16, cmd uint8, flags uint16, put func(w *wbuf), maxReads int, fn func(attrs []byte) error) error {
 	g.seq++
 	var w wbuf
-	off := w.begin(family, unix.NLM_F_REQUEST|unix.NLM_F_ACK, g.seq)
+	off := w.begin(family, unix.NLM_F_REQUEST|flags, g.seq)
 	w.b = append(w.b, cmd, seg6GenlVersion, 0, 0)
 	if put != nil {
 		put(&w)
 	}
 	w.end(off)
 	if err := unix.Sendto(g.fd, w.b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, fmt.Errorf("generic netlink send: %w", err)
+		return fmt.Errorf("generic netlink send: %w", err)
 	}
-	var reply []byte
-	for range 16 { // a reply and an ACK; stray messages are skipped
+	for range maxReads {
 		n, _, err := unix.Recvfrom(g.fd, g.buf, 0)
 		if err != nil {
-			return nil, fmt.Errorf("generic netlink receive: %w", err)
+			return fmt.Errorf("generic netlink receive: %w", err)
 		}
-		b := g.buf[:n]
-		for len(b) >= sizeofNlmsghdr {
-			l := int(ne.Uint32(b))
-			if l < sizeofNlmsghdr || l > len(b) {
-				return nil, fmt.Errorf("generic netlink message length %d: %w", l, errShort)
+		done := false
+		err = eachMsg(g.buf[:n], func(typ, mflags uint16, seq uint32, body []byte) error {
+			if seq != g.seq || done {
+				return nil
 			}
-			typ, flags, seq := ne.Uint16(b[4:]), ne.Uint16(b[6:]), ne.Uint32(b[8:])
-			body := b[sizeofNlmsghdr:l]
-			b = b[min(align4(l), len(b)):]
-			if seq != g.seq {
-				continue
-			}
-			if typ == unix.NLMSG_ERROR {
-				_, e, perr := decodeError(body, flags)
+			switch typ {
+			case unix.NLMSG_DONE:
+				done = true
+			case unix.NLMSG_ERROR:
+				done = true
+				_, e, perr := decodeError(body, mflags)
 				if perr != nil {
-					return nil, perr
+					return perr
 				}
 				if e != nil {
-					return nil, e
+					return e
 				}
-				return reply, nil
+			case family:
+				if len(body) < sizeofGenlmsghdr {
+					return fmt.Errorf("generic netlink message of %d bytes: %w", len(body), errShort)
+				}
+				return fn(body[sizeofGenlmsghdr:])
 			}
-			if typ == family && len(body) >= sizeofGenlmsghdr {
-				reply = append([]byte(nil), body[sizeofGenlmsghdr:]...)
-			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
 		}
 	}
-	return nil, fmt.Errorf("generic netlink: no acknowledgement for request %d", g.seq)
+	return fmt.Errorf("generic netlink: request %d did not end after %d reads", g.seq, maxReads)
 }
 
 // seg6Family resolves the SEG6 family id.
