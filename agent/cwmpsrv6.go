@@ -1036,6 +1036,45 @@ func attribute(err error, refs []changeRef, cand modelState) []cwmpclient.SPVFau
 
 // ---- instance numbers ----
 
+// numberInstances gives each entry of insts an instance of table in the
+// tree: a number the tree has keeps it (once), unnumbered entries take the
+// unclaimed instances in order, then new ones (AddObject). It returns the
+// instances no entry claimed.
+func numberInstances(t *cwmpclient.Tree, table string, insts []*uint32) ([]uint32, error) {
+	have := t.Instances(table)
+	claimed := map[uint32]bool{}
+	for _, p := range insts {
+		if *p != 0 && slices.Contains(have, *p) && !claimed[*p] {
+			claimed[*p] = true
+		} else {
+			*p = 0
+		}
+	}
+	var free []uint32
+	for _, n := range have {
+		if !claimed[n] {
+			free = append(free, n)
+		}
+	}
+	var errs []error
+	for _, p := range insts {
+		if *p != 0 {
+			continue
+		}
+		if len(free) > 0 {
+			*p, free = free[0], free[1:]
+			continue
+		}
+		n, err := t.AddObject(table, t.ParameterKey())
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", table, err))
+			continue
+		}
+		*p = n
+	}
+	return free, errors.Join(errs...)
+}
+
 // syncInstances makes the tree's Service and Path instances those of the
 // model: model entries keep their numbers, unnumbered ones (from the
 // config file) take the tree's unclaimed instances in order or new ones,
@@ -1051,40 +1090,14 @@ func (m *srv6Model) syncInstances(t *cwmpclient.Tree) error {
 	st = st.clone()
 	var errs []error
 	sync := func(table string, insts []*uint32, adopt func(uint32)) {
-		have := t.Instances(table)
-		claimed := map[uint32]bool{}
-		for _, p := range insts {
-			if *p != 0 && slices.Contains(have, *p) && !claimed[*p] {
-				claimed[*p] = true
-			} else {
-				*p = 0
-			}
-		}
-		var free []uint32
-		for _, n := range have {
-			if !claimed[n] {
-				free = append(free, n)
-			}
-		}
-		for _, p := range insts {
-			if *p != 0 {
-				continue
-			}
-			if len(free) > 0 {
-				*p, free = free[0], free[1:]
-				continue
-			}
-			n, err := t.AddObject(table, t.ParameterKey())
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", table, err))
-				continue
-			}
-			*p = n
+		free, err := numberInstances(t, table, insts)
+		if err != nil {
+			errs = append(errs, err)
 		}
 		for _, n := range free {
 			adopt(n)
 		}
-		if len(insts) == 0 && len(have) == 0 {
+		if len(insts) == 0 && len(free) == 0 { // a table never used
 			if n, err := t.AddObject(table, t.ParameterKey()); err == nil {
 				adopt(n)
 			} else {

@@ -351,39 +351,12 @@ func (m *monitor) syncInstances(t *cwmpclient.Tree) error {
 	st := m.st.clone()
 	m.mu.Unlock()
 	defer func() { m.mu.Lock(); m.syncing = false; m.mu.Unlock() }()
-	have := t.Instances(monitorTable)
-	claimed := map[uint32]bool{}
+	insts := make([]*uint32, len(st.Tasks))
 	for i := range st.Tasks {
-		p := &st.Tasks[i].Inst
-		if *p != 0 && slices.Contains(have, *p) && !claimed[*p] {
-			claimed[*p] = true
-		} else {
-			*p = 0
-		}
+		insts[i] = &st.Tasks[i].Inst
 	}
-	var free []uint32
-	for _, n := range have {
-		if !claimed[n] {
-			free = append(free, n)
-		}
-	}
-	var errs []error
-	for i := range st.Tasks {
-		p := &st.Tasks[i].Inst
-		if *p != 0 {
-			continue
-		}
-		if len(free) > 0 {
-			*p, free = free[0], free[1:]
-			continue
-		}
-		n, err := t.AddObject(monitorTable, t.ParameterKey())
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", monitorTable, err))
-			continue
-		}
-		*p = n
-	}
+	free, err := numberInstances(t, monitorTable, insts)
+	errs := []error{err}
 	for _, n := range free {
 		st.Tasks = append(st.Tasks, monitorEntry{Inst: n})
 	}
