@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/srv6cpe/srv6cpe/internal/netnstest"
 )
 
 // Helpers for tests in network namespaces. Names carry the "tw" prefix and
@@ -100,30 +101,9 @@ func link(t *testing.T, a, ifa, addrA, b, ifb, addrB string) {
 // there for good.
 func inNS(t *testing.T, ns string, fn func()) {
 	t.Helper()
-	runtime.LockOSThread()
-	orig, err := unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
+	if err := netnstest.Do(ns, func() error { fn(); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(orig)
-	target, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer unix.Close(target)
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer func() {
-		// A thread that cannot go home stays locked and dies with the goroutine.
-		if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
-	fn()
 }
 
 // capture runs tcpdump in ns on ifc until the returned stop is called.

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/srv6cpe/srv6cpe/internal/netnstest"
 )
 
 // Issue 9, SID anti-spoofing, end to end on the issue 4 lab (two srv6cpe
@@ -237,7 +239,7 @@ func (s *udpSink) count() int { return int(s.n.Load()) }
 func newUDPSink(t *testing.T, ns string) *udpSink {
 	t.Helper()
 	var pc net.PacketConn
-	if err := inNetns(ns, func() (err error) { pc, err = net.ListenPacket("udp4", ":9999"); return err }); err != nil {
+	if err := netnstest.Do(ns, func() (err error) { pc, err = net.ListenPacket("udp4", ":9999"); return err }); err != nil {
 		t.Fatal(err)
 	}
 	s := &udpSink{}

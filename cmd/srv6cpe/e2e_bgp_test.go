@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/srv6cpe/srv6cpe/agent"
+	"github.com/srv6cpe/srv6cpe/internal/netnstest"
 )
 
 // Issue 4 end to end: two srv6cpe daemons peer with FRR as route reflector,
@@ -219,10 +220,10 @@ type udpEcho struct {
 func newUDPEcho(t *testing.T, serverNS, clientNS string) *udpEcho {
 	t.Helper()
 	var srv, cli net.PacketConn
-	if err := inNetns(serverNS, func() (err error) { srv, err = net.ListenPacket("udp", ":7777"); return err }); err != nil {
+	if err := netnstest.Do(serverNS, func() (err error) { srv, err = net.ListenPacket("udp", ":7777"); return err }); err != nil {
 		t.Fatal(err)
 	}
-	if err := inNetns(clientNS, func() (err error) { cli, err = net.ListenPacket("udp", ":0"); return err }); err != nil {
+	if err := netnstest.Do(clientNS, func() (err error) { cli, err = net.ListenPacket("udp", ":0"); return err }); err != nil {
 		srv.Close()
 		t.Fatal(err)
 	}

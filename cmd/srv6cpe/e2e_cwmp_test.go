@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -18,11 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/srv6cpe/srv6cpe/cwmpclient"
 	"github.com/srv6cpe/srv6cpe/cwmpclient/cwmptest"
 	"github.com/srv6cpe/srv6cpe/internal/cwmpschema"
+	"github.com/srv6cpe/srv6cpe/internal/netnstest"
 )
 
 // cwmpE2EConfig has no acs.url: the command line gives it (--acs-url).
@@ -329,49 +327,13 @@ func serveInNetns(t *testing.T, ns string, acs *cwmptest.Server) string {
 }
 
 // listenInNetns opens a listening socket inside namespace ns: a socket
-// belongs to the namespace its creating thread was in, whatever thread
-// uses it later.
-func listenInNetns(ns, addr string) (net.Listener, error) {
-	type result struct {
-		ln  net.Listener
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		restored := false
-		// A thread that could not come back stays locked and ends with
-		// this goroutine, so no other goroutine runs in the namespace.
-		defer func() {
-			if restored {
-				runtime.UnlockOSThread()
-			}
-		}()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			restored = true
-			ch <- result{err: err}
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(filepath.Join("/run/netns", ns))
-		if err != nil {
-			restored = true
-			ch <- result{err: err}
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			restored = true
-			ch <- result{err: fmt.Errorf("setns %s: %w", ns, err)}
-			return
-		}
-		ln, err := net.Listen("tcp", addr)
-		restored = unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil
-		ch <- result{ln, err}
-	}()
-	r := <-ch
-	return r.ln, r.err
+// keeps the namespace it was made in.
+func listenInNetns(ns, addr string) (ln net.Listener, err error) {
+	err = netnstest.Do(ns, func() error {
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	return ln, err
 }
 
 // curlDigest sends a connection request with curl --digest from inside the

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/srv6cpe/srv6cpe/internal/netnstest"
 )
 
 // faultRoutes is how many static encap routes each config holds, enough
@@ -130,14 +132,14 @@ func kernelState(t *testing.T, ns string) []string {
 func udpStream(t *testing.T, l faultLab, interval time.Duration) func() (sent, got int, gap, outage time.Duration) {
 	t.Helper()
 	var recv *net.UDPConn
-	if err := inNetns(l.lan2, func() (err error) {
+	if err := netnstest.Do(l.lan2, func() (err error) {
 		recv, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 2, 0, 2), Port: 9999})
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
 	var send *net.UDPConn
-	if err := inNetns(l.lan1, func() (err error) {
+	if err := netnstest.Do(l.lan1, func() (err error) {
 		send, err = net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(10, 2, 0, 2), Port: 9999})
 		return err
 	}); err != nil {

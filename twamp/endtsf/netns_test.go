@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/srv6cpe/srv6cpe/internal/netnstest"
 	"github.com/srv6cpe/srv6cpe/twamp"
 )
 
@@ -84,32 +84,13 @@ func vethPair(t *testing.T, a, ifa, addrA, b, ifb, addrB string) {
 	}
 }
 
-// inNS runs fn on a thread moved into namespace ns.
+// inNS runs fn on a thread moved into namespace ns: sockets fn opens live
+// there for good.
 func inNS(t *testing.T, ns string, fn func()) {
 	t.Helper()
-	runtime.LockOSThread()
-	orig, err := unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
+	if err := netnstest.Do(ns, func() error { fn(); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(orig)
-	target, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer unix.Close(target)
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer func() {
-		if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
-	fn()
 }
 
 // srv6Path is a (sender) → b (transit, End fc00:b::1) → c (far node,
