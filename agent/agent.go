@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,13 +118,13 @@ type Agent struct {
 	havePrefix bool
 	failures   int
 	persisted  PersistedPrefix
-	published  []byte            // status.json as last written, without its times
-	applied    dataplane.Desired // the last state applied without error
-	bgp        bgpSide           // the BGP speaker and what it was handed
-	cwmp       *cwmpSide         // the CWMP client; its own goroutine
-	model      *srv6Model        // the SRv6 configuration the controller sets (cwmpsrv6.go)
-	monitor    *monitor          // the monitoring tasks (monitor*.go); its own goroutines
-	probes     *pathProbes       // latency of the dynamic paths (path_probe.go); its own goroutines
+	published  []byte      // status.json as last written, without its times
+	appliedLog string      // what the last "SIDs programmed" line said
+	bgp        bgpSide     // the BGP speaker and what it was handed
+	cwmp       *cwmpSide   // the CWMP client; its own goroutine
+	model      *srv6Model  // the SRv6 configuration the controller sets (cwmpsrv6.go)
+	monitor    *monitor    // the monitoring tasks (monitor*.go); its own goroutines
+	probes     *pathProbes // latency of the dynamic paths (path_probe.go); its own goroutines
 }
 
 type reloadRequest struct {
@@ -520,11 +519,13 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 		fields = append(fields, zap.String(s.Name, s.SID.String()+" "+s.Installed))
 	}
 	// Resyncs re-apply the same state every few seconds: log only news.
-	if reflect.DeepEqual(want, a.applied) {
+	// The key is what the line says, not the whole state (which holds every
+	// learned route and is not worth keeping for a log level).
+	if key := fmt.Sprint(pc.New, d.Locator, sids); key == a.appliedLog {
 		a.log.Debug("SIDs re-applied", fields...)
 	} else {
 		a.log.Info("SIDs programmed", fields...)
-		a.applied = want
+		a.appliedLog = key
 	}
 	if a.persisted.Prefix != pc.New || a.persisted.Address != pc.Addr || a.persisted.Locator != d.Locator {
 		a.persist(PersistedPrefix{Prefix: pc.New, Address: pc.Addr, Locator: d.Locator, Applied: now})
