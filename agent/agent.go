@@ -513,7 +513,7 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 	a.mem.applied(len(want.Encaps))
 	// Advertised only once the kernel holds the SIDs.
 	a.exportBGP(&d, want, pc.Addr)
-	a.probes.follow(want.BSIDs, pc.Addr)
+	a.probes.follow(want.BSIDs, pc.Addr, want.TunnelSource)
 	fields := []zap.Field{zap.Stringer("prefix", pc.New), zap.Stringer("locator", d.Locator), zap.Duration("took", took)}
 	for _, s := range sids {
 		fields = append(fields, zap.String(s.Name, s.SID.String()+" "+s.Installed))

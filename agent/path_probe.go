@@ -38,14 +38,15 @@ type pathProbes struct {
 }
 
 type pathProbeTarget struct {
-	segs []netip.Addr
-	src  netip.Addr
+	segs  []netip.Addr
+	src   netip.Addr
+	outer netip.Addr // outer source: our tunnel source when the SID filter is on
 }
 
 // probeRun is one loopback session and what it last measured.
 type probeRun struct {
-	src    netip.Addr
-	cancel context.CancelFunc
+	src, outer netip.Addr
+	cancel     context.CancelFunc
 
 	mu      sync.Mutex
 	rtt     time.Duration
@@ -98,11 +99,14 @@ func (p *pathProbes) start(ctx context.Context) <-chan struct{} {
 
 // follow probes the segment lists of the installed BSIDs from src (our WAN
 // address): new lists get a session, gone ones lose theirs.
-func (p *pathProbes) follow(bsids []dataplane.LocalSID, src netip.Addr) {
+// outer is the source the probes' outer header carries: the tunnel source
+// of our encap traffic when the SID filter is on (a far CPE with its filter
+// admits only peer locators), else invalid (the probe's own source).
+func (p *pathProbes) follow(bsids []dataplane.LocalSID, src, outer netip.Addr) {
 	var want []pathProbeTarget
 	for _, b := range bsids {
 		if b.Behavior == srv6.EndB6Encaps && len(b.Segments) > 0 {
-			want = append(want, pathProbeTarget{segs: b.Segments, src: src})
+			want = append(want, pathProbeTarget{segs: b.Segments, src: src, outer: outer})
 		}
 	}
 	p.mu.Lock()
@@ -119,7 +123,7 @@ func (p *pathProbes) reconcileLocked() {
 	for _, t := range p.want {
 		k := segKey(t.segs)
 		keep[k] = true
-		if r, ok := p.runs[k]; ok && r.src == t.src {
+		if r, ok := p.runs[k]; ok && r.src == t.src && r.outer == t.outer {
 			continue
 		} else if ok {
 			r.cancel()
@@ -136,9 +140,9 @@ func (p *pathProbes) reconcileLocked() {
 
 func (p *pathProbes) startRun(t pathProbeTarget) *probeRun {
 	ctx, cancel := context.WithCancel(p.ctx)
-	r := &probeRun{src: t.src, cancel: cancel}
+	r := &probeRun{src: t.src, outer: t.outer, cancel: cancel}
 	name := "path " + strings.TrimSpace(segKey(t.segs))
-	cfg := twamp.SenderConfig{Name: name, Loopback: true, Src: t.src, Segments: t.segs, Interval: p.interval,
+	cfg := twamp.SenderConfig{Name: name, Loopback: true, Src: t.src, OuterSrc: t.outer, Segments: t.segs, Interval: p.interval,
 		Timeout: 2 * p.interval,
 		OnSample: func(s twamp.Sample) {
 			if s.Lost {

@@ -75,7 +75,8 @@ func TestPathProbes(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	p.follow([]dataplane.LocalSID{bsid(segsA)}, src)
+	tunsrc := a("2001:db8:1205:ffff:ffff:ffff:ffff:ffff")
+	p.follow([]dataplane.LocalSID{bsid(segsA)}, src, tunsrc)
 	waitLatency(segsA, "latency 1.500 ms")
 	if got := p.latency(segsB); got != "latency unknown: the path is not installed" {
 		t.Errorf("unprobed path: %q", got)
@@ -83,15 +84,15 @@ func TestPathProbes(t *testing.T) {
 	mu.Lock()
 	c := started[0]
 	mu.Unlock()
-	if !c.Loopback || c.Src != src || len(c.Segments) != 2 || c.Segments[1] != segsA[1] || c.Interval != time.Second {
-		t.Errorf("sender config %+v, want loopback from %s along %v every 1s", c, src, segsA)
+	if !c.Loopback || c.Src != src || c.OuterSrc != tunsrc || len(c.Segments) != 2 || c.Segments[1] != segsA[1] || c.Interval != time.Second {
+		t.Errorf("sender config %+v, want loopback from %s (outer %s) along %v every 1s", c, src, tunsrc, segsA)
 	}
 	// Same list again: the running probe stays; a new list replaces it.
-	p.follow([]dataplane.LocalSID{bsid(segsA)}, src)
+	p.follow([]dataplane.LocalSID{bsid(segsA)}, src, tunsrc)
 	mu.Lock()
 	fail = true
 	mu.Unlock()
-	p.follow([]dataplane.LocalSID{bsid(segsB)}, src)
+	p.follow([]dataplane.LocalSID{bsid(segsB)}, src, netip.Addr{})
 	waitLatency(segsB, "latency unknown: raw socket: operation not permitted")
 	waitLatency(segsA, "latency unknown: the path is not installed")
 	mu.Lock()

@@ -402,7 +402,7 @@ func TestLoopbackPacket(t *testing.T) {
 	payload := senderPacket(t, Unauthenticated, 3, 5, nil)
 	b := make([]byte, loopbackHeaderLen(2)+len(payload))
 	copy(b[loopbackHeaderLen(2):], payload)
-	n := putLoopback(b, self, 40000, segs, 46<<2, len(payload))
+	n := putLoopback(b, self, self, 40000, segs, 46<<2, len(payload))
 	if n != len(b) || n != 40+40+40+8+44 {
 		t.Fatalf("length %d", n)
 	}

@@ -63,6 +63,12 @@ type SenderConfig struct {
 	// §3.1, §4.2): the probe goes along Segments, the last SID decapsulates
 	// and an inner IPv6 header brings it back to Src. Needs CAP_NET_RAW.
 	Loopback bool
+	// OuterSrc, in loopback mode, is the source of the outer IPv6 header
+	// (the inner one stays Src, where the probe comes back to). A far node
+	// that admits SRv6 packets only from peer locators (SID anti-spoofing)
+	// needs it to lie in our locator, as our encap traffic's does.
+	// Unset: Src.
+	OuterSrc netip.Addr
 	// StatefulReflector says the reflector keeps its own sequence numbers,
 	// so loss is split by direction.
 	StatefulReflector bool
@@ -119,6 +125,9 @@ func (c *SenderConfig) normalize() error {
 		if err := checkSegments(c.Segments); err != nil {
 			return fmt.Errorf("sender %q: %w", c.Name, err)
 		}
+	}
+	if c.OuterSrc.IsValid() && (!c.Loopback || !c.OuterSrc.Is6() || c.OuterSrc.Is4In6()) {
+		return fmt.Errorf("sender %q: outer source %s needs loopback mode and an IPv6 address", c.Name, c.OuterSrc)
 	}
 	if c.EndTSF && !c.Loopback {
 		return fmt.Errorf("sender %q: End.TSF needs loopback mode", c.Name)
@@ -446,7 +455,11 @@ func (s *Sender) sendOne() {
 	}
 	var err error
 	if s.cfg.Loopback {
-		n := putLoopback(s.pkt, s.local.Addr(), s.local.Port(), s.cfg.Segments, s.cfg.DSCP<<2, plen)
+		outer := s.cfg.OuterSrc
+		if !outer.IsValid() {
+			outer = s.local.Addr()
+		}
+		n := putLoopback(s.pkt, outer, s.local.Addr(), s.local.Port(), s.cfg.Segments, s.cfg.DSCP<<2, plen)
 		err = unix.Sendto(s.raw, s.pkt[:n], 0, &unix.SockaddrInet6{Addr: s.cfg.Segments[0].As16()})
 	} else {
 		_, err = s.conn.WriteToUDPAddrPort(p, s.cfg.Dst)

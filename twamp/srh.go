@@ -95,14 +95,15 @@ func loopbackHeaderLen(nsegs int) int {
 // putLoopback writes the headers of an enhanced-loopback test packet
 // (draft-ietf-spring-stamp-srpm §3.1, §4.2) in front of payload, which
 // already sits at b[loopbackHeaderLen(len(segs)):]: an outer IPv6 header
-// from self to the first segment, an SRH with the segment list, then an
+// from outer (self, or an address of our locator) to the first segment,
+// an SRH with the segment list, then an
 // inner IPv6 + UDP header from self:port back to self:port. The last SID
 // decapsulates (End.DX6 / End.DT6) and the inner packet routes home, so
 // the far end keeps no state. It returns the packet length.
-func putLoopback(b []byte, self netip.Addr, port uint16, segs []netip.Addr, tclass uint8, payloadLen int) int {
+func putLoopback(b []byte, outer, self netip.Addr, port uint16, segs []netip.Addr, tclass uint8, payloadLen int) int {
 	inner := ipv6HdrLen + udpHdrLen + payloadLen
 	srh := srhLen(len(segs))
-	putIPv6(b, tclass, srh+inner, protoRouting, loopHopLimit, self, segs[0])
+	putIPv6(b, tclass, srh+inner, protoRouting, loopHopLimit, outer, segs[0])
 	putSRH(b[ipv6HdrLen:], protoIPv6, segs, netip.Addr{})
 	in := b[ipv6HdrLen+srh:]
 	putIPv6(in, tclass, udpHdrLen+payloadLen, protoUDP, innerHopLimit, self, self)

@@ -302,6 +302,28 @@ func srv6NS(t *testing.T) (a, b, c string) {
 	return a, b, c
 }
 
+// With an outer source the probes leave with it (what a far node's SID
+// filter judges) and still come home to Src.
+func TestLoopbackOuterSource(t *testing.T) {
+	requireRoot(t, "the SRv6 loopback test")
+	a, b, _ := srv6NS(t)
+	segs := []netip.Addr{netip.MustParseAddr("fc00:b::1"), netip.MustParseAddr("fc00:c::100")}
+	outer := netip.MustParseAddr("fc00:a::ffff") // assigned nowhere, like a tunnel source
+	pcap, stop := capture(t, b, "twb1", "ip6")
+	m, _ := senderIn(t, a, SenderConfig{Name: "loop-outer", Loopback: true, Segments: segs, OuterSrc: outer,
+		Src: netip.MustParseAddr("fd00:ab::1"), Count: 20, Interval: 10 * time.Millisecond, Timeout: time.Second})
+	stop()
+	if m.Sent != 20 || m.Received != 20 {
+		t.Fatalf("loopback with outer source %s: metrics %+v", outer, m)
+	}
+	if _, err := exec.LookPath("tshark"); err == nil {
+		out := stdout(t, "tshark", "-r", pcap, "-Y", "ipv6.routing.type == 4 && ipv6.src == fc00:a::ffff", "-T", "fields", "-e", "frame.number")
+		if n := len(strings.Fields(out)); n != 20 {
+			t.Fatalf("%d probes left with outer source %s, want 20", n, outer)
+		}
+	}
+}
+
 func TestLoopbackOverSRv6(t *testing.T) {
 	requireRoot(t, "the SRv6 loopback test")
 	a, b, _ := srv6NS(t)
