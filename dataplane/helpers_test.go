@@ -32,8 +32,20 @@ func needRoot(t testing.TB) {
 
 func newTestNS(t testing.TB) *testNS {
 	t.Helper()
+	n := newBareNS(t, "dp")
+	n.ip(t, "link add wan0 type veth peer name peer0")
+	n.ip(t, "link set wan0 up")
+	n.ip(t, "link set peer0 up")
+	n.ip(t, "-6 addr add fc00:ffff::1/64 dev wan0 nodad")
+	return n
+}
+
+// newBareNS makes a namespace named prefix+pid-counter with only lo up,
+// deleted when the test ends.
+func newBareNS(t testing.TB, prefix string) *testNS {
+	t.Helper()
 	needRoot(t)
-	name := fmt.Sprintf("dp%d-%d", os.Getpid(), nsCounter.Add(1))
+	name := fmt.Sprintf("%s%d-%d", prefix, os.Getpid(), nsCounter.Add(1))
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
 	}
@@ -45,10 +57,6 @@ func newTestNS(t testing.TB) *testNS {
 		_ = exec.Command("ip", "netns", "del", name).Run()
 	})
 	n.ip(t, "link set lo up")
-	n.ip(t, "link add wan0 type veth peer name peer0")
-	n.ip(t, "link set wan0 up")
-	n.ip(t, "link set peer0 up")
-	n.ip(t, "-6 addr add fc00:ffff::1/64 dev wan0 nodad")
 	h, err := netns.GetFromName(name)
 	if err != nil {
 		t.Fatalf("open netns %s: %v", name, err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"reflect"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/srv6cpe/srv6cpe/srv6"
@@ -261,28 +259,10 @@ func TestFakeHMAC(t *testing.T) {
 	check(d)
 }
 
-// newHMNS is a namespace with lo up (prefix "hm", this helper's own).
+// newHMNS is a namespace with lo up (prefix "hm" and the role).
 func newHMNS(t *testing.T, role string) *testNS {
 	t.Helper()
-	needRoot(t)
-	name := fmt.Sprintf("hm%s%d-%d", role, os.Getpid(), nsCounter.Add(1))
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	n := &testNS{name: name}
-	t.Cleanup(func() {
-		if n.h.IsOpen() {
-			n.h.Close()
-		}
-		_ = exec.Command("ip", "netns", "del", name).Run()
-	})
-	n.ip(t, "link set lo up")
-	h, err := netns.GetFromName(name)
-	if err != nil {
-		t.Fatalf("open netns %s: %v", name, err)
-	}
-	n.h = h
-	return n
+	return newBareNS(t, "hm"+role)
 }
 
 // hmacShow is "ip sr hmac show" as id -> "algo secret" (iproute2's own reading).

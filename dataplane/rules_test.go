@@ -2,16 +2,11 @@ package dataplane
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/vishvananda/netns"
 
 	"github.com/srv6cpe/srv6cpe/srv6"
 )
@@ -163,30 +158,14 @@ func TestFakeSIDFilter(t *testing.T) {
 	}
 }
 
-// newASNS is newTestNS under this file's namespace prefix ("as").
+// newASNS is a namespace with lo and a veth wan0 up, under this file's
+// prefix ("as").
 func newASNS(t *testing.T) *testNS {
 	t.Helper()
-	needRoot(t)
-	name := fmt.Sprintf("as%d-%d", os.Getpid(), nsCounter.Add(1))
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	n := &testNS{name: name}
-	t.Cleanup(func() {
-		if n.h.IsOpen() {
-			n.h.Close()
-		}
-		_ = exec.Command("ip", "netns", "del", name).Run()
-	})
-	n.ip(t, "link set lo up")
+	n := newBareNS(t, "as")
 	n.ip(t, "link add wan0 type veth peer name peer0")
 	n.ip(t, "link set wan0 up")
 	n.ip(t, "link set peer0 up")
-	h, err := netns.GetFromName(name)
-	if err != nil {
-		t.Fatalf("open netns %s: %v", name, err)
-	}
-	n.h = h
 	return n
 }
 
