@@ -21,6 +21,8 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/srv6cpe/srv6cpe/internal/netnstest"
 )
 
 // Benchmarks, run with SRV6CPE_BENCH=1 as root. They print figures and
@@ -119,7 +121,7 @@ func cAnchorProc(t *testing.T, ns string, port int) *exec.Cmd {
 	gcc := needTool(t, "gcc")
 	src, _ := filepath.Abs("testdata/anchor/reflector.c")
 	bin := filepath.Join(t.TempDir(), "anchor-reflector")
-	sh(t, gcc, "-O2", "-o", bin, src)
+	netnstest.Run(t, gcc, "-O2", "-o", bin, src)
 	return startProc(t, ns, nil, bin, strconv.Itoa(port))
 }
 
@@ -158,7 +160,7 @@ func pinThread(cpu int) {
 // delivered or dropped at a full receive buffer.
 func udp6In(t *testing.T, ns string) uint64 {
 	var n uint64
-	for _, line := range strings.Split(nsx(t, ns, "cat", "/proc/net/snmp6"), "\n") {
+	for _, line := range strings.Split(netnstest.Exec(t, ns, "cat", "/proc/net/snmp6"), "\n") {
 		f := strings.Fields(line)
 		if len(f) == 2 && (f[0] == "Udp6InDatagrams" || f[0] == "Udp6InErrors") {
 			v, _ := strconv.ParseUint(f[1], 10, 64)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/srv6cpe/srv6cpe/internal/netnstest"
 )
 
 // Real validators: third-party decoders (tshark, scapy) read what this
@@ -24,8 +26,8 @@ import (
 // veth pair: s has fd00:1::1 and 10.99.0.1; r has fd00:1::2, fd00:1::22
 // and 10.99.0.2.
 func pairNS(t *testing.T) (s, r string) {
-	s, r = newNS(t, "s"), newNS(t, "r")
-	link(t, s, "tws", "fd00:1::1/64 10.99.0.1/24", r, "twr", "fd00:1::2/64 fd00:1::22/64 10.99.0.2/24")
+	s, r = netnstest.New(t, "tw", "s"), netnstest.New(t, "tw", "r")
+	netnstest.Link(t, s, "tws", "fd00:1::1/64 10.99.0.1/24", r, "twr", "fd00:1::2/64 fd00:1::22/64 10.99.0.2/24")
 	return s, r
 }
 
@@ -101,7 +103,7 @@ func TestTsharkDecodesReflectorReplies(t *testing.T) {
 	if m6.Received != 10 || m4.Received != 5 {
 		t.Fatalf("received v6 %d/10, v4 %d/5", m6.Received, m4.Received)
 	}
-	out := stdout(t, "tshark", "-r", pcap, "-d", "udp.port==862,twamp.test", "-o", "udp.check_checksum:TRUE",
+	out := netnstest.Run(t, "tshark", "-r", pcap, "-d", "udp.port==862,twamp.test", "-o", "udp.check_checksum:TRUE",
 		"-T", "fields", "-E", "separator=|", "-e", "frame.time_epoch", "-e", "ip.src", "-e", "ipv6.src",
 		"-e", "udp.srcport", "-e", "udp.checksum.status", "-e", "twamp.test.seq_number",
 		"-e", "twamp.test.sender_seq_number", "-e", "twamp.test.timestamp", "-e", "twamp.test.receive_timestamp",
@@ -192,7 +194,7 @@ func TestScapySenderAgainstReflector(t *testing.T) {
 	key := []byte("0123456789abcdef")
 	refl := reflectorIn(t, r, ReflectorConfig{Stateful: true, Keys: []PeerKey{{netip.MustParsePrefix("fd00:1::/64"), key}}})
 	script, _ := filepath.Abs("testdata/scapy_sender.py")
-	out := stdout(t, "ip", "netns", "exec", s, py, script, "fd00:1::2", "862", "5", "4660")
+	out := netnstest.Run(t, "ip", "netns", "exec", s, py, script, "fd00:1::2", "862", "5", "4660")
 	var replies []scapyReply
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		var rp scapyReply
@@ -248,7 +250,7 @@ func TestScapyDecodesSender(t *testing.T) {
 		t.Fatalf("received %d/4: %+v", m.Received, m)
 	}
 	script, _ := filepath.Abs("testdata/scapy_decode.py")
-	out := stdout(t, py, script, pcap)
+	out := netnstest.Run(t, py, script, pcap)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 4 {
 		t.Fatalf("scapy decoded %d packets, want 4:\n%s", len(lines), out)
@@ -288,17 +290,17 @@ func TestScapyDecodesSender(t *testing.T) {
 // fc00:b::1 on b and an End.DX6 SID fc00:c::100 on c whose decapsulated
 // packets go back through b.
 func srv6NS(t *testing.T) (a, b, c string) {
-	a, b, c = newNS(t, "a"), newNS(t, "b"), newNS(t, "c")
-	link(t, a, "twa", "fd00:ab::1/64", b, "twb1", "fd00:ab::2/64")
-	link(t, b, "twb2", "fd00:bc::2/64", c, "twc", "fd00:bc::3/64")
-	nsx(t, a, "ip", "-6", "route", "add", "fc00::/16", "via", "fd00:ab::2")
-	nsx(t, a, "ip", "-6", "route", "add", "fd00:bc::/64", "via", "fd00:ab::2")
-	nsx(t, b, "sysctl", "-qw", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.twb1.seg6_enabled=1")
-	nsx(t, b, "ip", "-6", "route", "add", "fc00:b::1/128", "encap", "seg6local", "action", "End", "dev", "twb2")
-	nsx(t, b, "ip", "-6", "route", "add", "fc00:c::/64", "via", "fd00:bc::3")
-	nsx(t, c, "sysctl", "-qw", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.twc.seg6_enabled=1")
-	nsx(t, c, "ip", "-6", "route", "add", "fc00:c::100/128", "encap", "seg6local", "action", "End.DX6", "nh6", "fd00:bc::2", "dev", "twc")
-	nsx(t, c, "ip", "-6", "route", "add", "fd00:ab::/64", "via", "fd00:bc::2")
+	a, b, c = netnstest.New(t, "tw", "a"), netnstest.New(t, "tw", "b"), netnstest.New(t, "tw", "c")
+	netnstest.Link(t, a, "twa", "fd00:ab::1/64", b, "twb1", "fd00:ab::2/64")
+	netnstest.Link(t, b, "twb2", "fd00:bc::2/64", c, "twc", "fd00:bc::3/64")
+	netnstest.Exec(t, a, "ip", "-6", "route", "add", "fc00::/16", "via", "fd00:ab::2")
+	netnstest.Exec(t, a, "ip", "-6", "route", "add", "fd00:bc::/64", "via", "fd00:ab::2")
+	netnstest.Exec(t, b, "sysctl", "-qw", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.twb1.seg6_enabled=1")
+	netnstest.Exec(t, b, "ip", "-6", "route", "add", "fc00:b::1/128", "encap", "seg6local", "action", "End", "dev", "twb2")
+	netnstest.Exec(t, b, "ip", "-6", "route", "add", "fc00:c::/64", "via", "fd00:bc::3")
+	netnstest.Exec(t, c, "sysctl", "-qw", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.twc.seg6_enabled=1")
+	netnstest.Exec(t, c, "ip", "-6", "route", "add", "fc00:c::100/128", "encap", "seg6local", "action", "End.DX6", "nh6", "fd00:bc::2", "dev", "twc")
+	netnstest.Exec(t, c, "ip", "-6", "route", "add", "fd00:ab::/64", "via", "fd00:bc::2")
 	return a, b, c
 }
 
@@ -317,7 +319,7 @@ func TestLoopbackOuterSource(t *testing.T) {
 		t.Fatalf("loopback with outer source %s: metrics %+v", outer, m)
 	}
 	if _, err := exec.LookPath("tshark"); err == nil {
-		out := stdout(t, "tshark", "-r", pcap, "-Y", "ipv6.routing.type == 4 && ipv6.src == fc00:a::ffff", "-T", "fields", "-e", "frame.number")
+		out := netnstest.Run(t, "tshark", "-r", pcap, "-Y", "ipv6.routing.type == 4 && ipv6.src == fc00:a::ffff", "-T", "fields", "-e", "frame.number")
 		if n := len(strings.Fields(out)); n != 20 {
 			t.Fatalf("%d probes left with outer source %s, want 20", n, outer)
 		}
@@ -349,11 +351,11 @@ func TestLoopbackOverSRv6(t *testing.T) {
 	t.Logf("%d of 50 loopback samples timed from the kernel's transmit timestamp", kernel)
 	if _, err := exec.LookPath("tshark"); err == nil {
 		// The probes left a with an SRH of both SIDs and came back plain.
-		out := stdout(t, "tshark", "-r", pcap, "-Y", "ipv6.routing.type == 4 && ipv6.routing.segleft == 1 && ipv6.dst == fc00:b::1 && ipv6.src == fd00:ab::1", "-T", "fields", "-e", "frame.number")
+		out := netnstest.Run(t, "tshark", "-r", pcap, "-Y", "ipv6.routing.type == 4 && ipv6.routing.segleft == 1 && ipv6.dst == fc00:b::1 && ipv6.src == fd00:ab::1", "-T", "fields", "-e", "frame.number")
 		if n := len(strings.Fields(out)); n != 50 {
 			t.Fatalf("%d probes with the SRH seen on b, want 50", n)
 		}
-		out = stdout(t, "tshark", "-r", pcap, "-Y", "udp && !ipv6.routing && ipv6.dst == fd00:ab::1 && ipv6.src == fd00:ab::1", "-T", "fields", "-e", "frame.number")
+		out = netnstest.Run(t, "tshark", "-r", pcap, "-Y", "udp && !ipv6.routing && ipv6.dst == fd00:ab::1 && ipv6.src == fd00:ab::1", "-T", "fields", "-e", "frame.number")
 		if n := len(strings.Fields(out)); n != 50 {
 			t.Fatalf("%d decapsulated probes back through b, want 50", n)
 		}
@@ -376,7 +378,7 @@ func TestSenderAlongSegmentList(t *testing.T) {
 		t.Fatalf("sender TTL seen by the reflector %d, want 254", samples[0].SenderTTL)
 	}
 	if _, err := exec.LookPath("tshark"); err == nil {
-		out := stdout(t, "tshark", "-r", pcap, "-o", "udp.check_checksum:TRUE", "-Y",
+		out := netnstest.Run(t, "tshark", "-r", pcap, "-o", "udp.check_checksum:TRUE", "-Y",
 			"ipv6.routing.type == 4 && ipv6.dst == fc00:b::1 && udp.dstport == 862 && udp.checksum.status == 1", "-T", "fields", "-e", "frame.number")
 		if n := len(strings.Fields(out)); n != 20 {
 			t.Fatalf("%d probes with an SRH and a good checksum on b, want 20", n)
@@ -388,8 +390,8 @@ func TestReflectorReturnPathSRv6(t *testing.T) {
 	requireRoot(t, "the SRv6 return path test")
 	a, b, c := srv6NS(t)
 	// Replies come back along fc00:b::1 and end at a with an SRH.
-	nsx(t, a, "sysctl", "-qw", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.twa.seg6_enabled=1")
-	nsx(t, c, "ip", "-6", "route", "add", "fc00::/16", "via", "fd00:bc::2")
+	netnstest.Exec(t, a, "sysctl", "-qw", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.twa.seg6_enabled=1")
+	netnstest.Exec(t, c, "ip", "-6", "route", "add", "fc00::/16", "via", "fd00:bc::2")
 	refl := reflectorIn(t, c, ReflectorConfig{ReturnPathSRv6: true})
 	pcap, stop := capture(t, b, "twb2", "ip6")
 	m, _ := senderIn(t, a, SenderConfig{Name: "rp", Dst: netip.MustParseAddrPort("[fd00:bc::3]:862"), Count: 10,
@@ -400,7 +402,7 @@ func TestReflectorReturnPathSRv6(t *testing.T) {
 		t.Fatalf("metrics %+v, reflector %+v", m, refl.Stats())
 	}
 	if _, err := exec.LookPath("tshark"); err == nil {
-		out := stdout(t, "tshark", "-r", pcap, "-o", "udp.check_checksum:TRUE", "-Y",
+		out := netnstest.Run(t, "tshark", "-r", pcap, "-o", "udp.check_checksum:TRUE", "-Y",
 			"udp.srcport == 862 && ipv6.routing.type == 4 && ipv6.dst == fc00:b::1 && ipv6.src == fd00:bc::3 && udp.checksum.status == 1",
 			"-T", "fields", "-e", "frame.number")
 		if n := len(strings.Fields(out)); n != 10 {

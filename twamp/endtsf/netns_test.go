@@ -34,56 +34,6 @@ func requireNetns(t *testing.T) {
 	}
 }
 
-func sh(t *testing.T, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	var errb strings.Builder
-	cmd.Stderr = &errb
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, errb.String())
-	}
-	return string(out)
-}
-
-func nsx(t *testing.T, ns string, args ...string) string {
-	t.Helper()
-	return sh(t, append([]string{"ip", "netns", "exec", ns}, args...)...)
-}
-
-func newNS(t *testing.T, suffix string) string {
-	t.Helper()
-	name := fmt.Sprintf("ts%d%s", os.Getpid(), suffix)
-	sh(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-	nsx(t, name, "ip", "link", "set", "lo", "up")
-	nsx(t, name, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
-	return name
-}
-
-// vethPair joins two namespaces with a veth pair with static neighbours and
-// transmit checksum offload off, so captures show real checksums.
-func vethPair(t *testing.T, a, ifa, addrA, b, ifb, addrB string) {
-	t.Helper()
-	sh(t, "ip", "link", "add", ifa, "netns", a, "type", "veth", "peer", "name", ifb, "netns", b)
-	ends := []struct{ ns, ifc, addr string }{{a, ifa, addrA}, {b, ifb, addrB}}
-	for _, e := range ends {
-		nsx(t, e.ns, "ip", "addr", "add", e.addr, "dev", e.ifc, "nodad")
-		nsx(t, e.ns, "ip", "link", "set", e.ifc, "up")
-		if _, err := exec.LookPath("ethtool"); err == nil {
-			nsx(t, e.ns, "ethtool", "-K", e.ifc, "tx", "off")
-		}
-	}
-	for i, e := range ends {
-		peer := ends[1-i]
-		mac := strings.TrimSpace(nsx(t, peer.ns, "cat", "/sys/class/net/"+peer.ifc+"/address"))
-		ip, _, _ := strings.Cut(peer.addr, "/")
-		nsx(t, e.ns, "ip", "neigh", "replace", ip, "lladdr", mac, "dev", e.ifc, "nud", "permanent")
-	}
-}
-
 // inNS runs fn on a thread moved into namespace ns: sockets fn opens live
 // there for good.
 func inNS(t *testing.T, ns string, fn func()) {
@@ -97,16 +47,16 @@ func inNS(t *testing.T, ns string, fn func()) {
 // End.DX6 fc00:c::100: the End.TSF SID). The decapsulated probe goes back
 // c → b → a.
 func srv6Path(t *testing.T) (a, b, c string) {
-	a, b, c = newNS(t, "a"), newNS(t, "b"), newNS(t, "c")
-	vethPair(t, a, "tsa", "fd00:ab::1/64", b, "tsb1", "fd00:ab::2/64")
-	vethPair(t, b, "tsb2", "fd00:bc::2/64", c, "tsc", "fd00:bc::3/64")
-	nsx(t, a, "ip", "-6", "route", "add", "fc00::/16", "via", "fd00:ab::2")
-	nsx(t, b, "sysctl", "-qw", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.tsb1.seg6_enabled=1")
-	nsx(t, b, "ip", "-6", "route", "add", "fc00:b::1/128", "encap", "seg6local", "action", "End", "dev", "tsb2")
-	nsx(t, b, "ip", "-6", "route", "add", "fc00:c::/64", "via", "fd00:bc::3")
-	nsx(t, c, "sysctl", "-qw", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.tsc.seg6_enabled=1")
-	nsx(t, c, "ip", "-6", "route", "add", tsfSID.String()+"/128", "encap", "seg6local", "action", "End.DX6", "nh6", "fd00:bc::2", "dev", "tsc")
-	nsx(t, c, "ip", "-6", "route", "add", "fd00:ab::/64", "via", "fd00:bc::2")
+	a, b, c = netnstest.New(t, "ts", "a"), netnstest.New(t, "ts", "b"), netnstest.New(t, "ts", "c")
+	netnstest.Link(t, a, "tsa", "fd00:ab::1/64", b, "tsb1", "fd00:ab::2/64")
+	netnstest.Link(t, b, "tsb2", "fd00:bc::2/64", c, "tsc", "fd00:bc::3/64")
+	netnstest.Exec(t, a, "ip", "-6", "route", "add", "fc00::/16", "via", "fd00:ab::2")
+	netnstest.Exec(t, b, "sysctl", "-qw", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.tsb1.seg6_enabled=1")
+	netnstest.Exec(t, b, "ip", "-6", "route", "add", "fc00:b::1/128", "encap", "seg6local", "action", "End", "dev", "tsb2")
+	netnstest.Exec(t, b, "ip", "-6", "route", "add", "fc00:c::/64", "via", "fd00:bc::3")
+	netnstest.Exec(t, c, "sysctl", "-qw", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.tsc.seg6_enabled=1")
+	netnstest.Exec(t, c, "ip", "-6", "route", "add", tsfSID.String()+"/128", "encap", "seg6local", "action", "End.DX6", "nh6", "fd00:bc::2", "dev", "tsc")
+	netnstest.Exec(t, c, "ip", "-6", "route", "add", "fd00:ab::/64", "via", "fd00:bc::2")
 	return a, b, c
 }
 
@@ -230,7 +180,7 @@ func TestEndTSFOverSRv6(t *testing.T) {
 		return
 	}
 	// The decapsulated probes leaving c: good UDP checksums and T2 filled.
-	out := sh(t, "tshark", "-r", pcap, "-o", "udp.check_checksum:TRUE", "-Y",
+	out := netnstest.Run(t, "tshark", "-r", pcap, "-o", "udp.check_checksum:TRUE", "-Y",
 		"udp.dstport == 40862 && !ipv6.routing && ipv6.src == fd00:ab::1 && ipv6.dst == fd00:ab::1",
 		"-T", "fields", "-e", "udp.checksum.status", "-e", "udp.payload")
 	lines := strings.Fields(out)
@@ -253,7 +203,7 @@ func TestEndTSFOverSRv6(t *testing.T) {
 	}
 	// Entering c, the same probes were not stamped yet (the capture tap
 	// runs before tc ingress): the field was MBZ.
-	out = sh(t, "tshark", "-r", pcap, "-o", "udp.check_checksum:TRUE", "-Y",
+	out = netnstest.Run(t, "tshark", "-r", pcap, "-o", "udp.check_checksum:TRUE", "-Y",
 		"ipv6.routing.type == 4 && ipv6.dst == "+tsfSID.String()+" && udp.checksum.status == 1", "-T", "fields", "-e", "udp.payload")
 	in := strings.Fields(out)
 	if len(in) != 50 {
