@@ -34,6 +34,12 @@ func startReflector(t *testing.T, cfg ReflectorConfig) *Reflector {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runReflector(t, r)
+	return r
+}
+
+// runReflector runs r until the test ends, then checks it stops cleanly.
+func runReflector(t *testing.T, r *Reflector) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -48,7 +54,6 @@ func startReflector(t *testing.T, cfg ReflectorConfig) *Reflector {
 			t.Error("reflector did not stop")
 		}
 	})
-	return r
 }
 
 // settledStats waits (boundedly) until the reflector has counted n

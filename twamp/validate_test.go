@@ -40,20 +40,7 @@ func reflectorIn(t *testing.T, ns string, cfg ReflectorConfig) *Reflector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("reflector: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("reflector did not stop")
-		}
-	})
+	runReflector(t, r)
 	return r
 }
 
