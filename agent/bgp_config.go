@@ -24,12 +24,8 @@ func (c *Config) validateBGP() []error {
 	}
 	exported := map[rdPrefix]string{}
 	for i, sv := range c.Services {
-		key := fmt.Sprintf("services[%d]", i)
-		if sv.Name != "" {
-			key = fmt.Sprintf("services[%d] (%s)", i, sv.Name)
-		}
 		bad := func(format string, a ...any) {
-			errs = append(errs, fmt.Errorf("%s.%w", key, fmt.Errorf(format, a...)))
+			errs = append(errs, serviceError(i, sv.Name, format, a...))
 		}
 		if sv.RouteDistinguisher == "" && len(sv.ImportRTs) == 0 && len(sv.ExportRTs) == 0 {
 			continue

@@ -351,18 +351,24 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// serviceError names services[i] (and its name when it has one) in front
+// of a validation error, as every check of a service reports it.
+func serviceError(i int, name, format string, a ...any) error {
+	key := fmt.Sprintf("services[%d]", i)
+	if name != "" {
+		key = fmt.Sprintf("services[%d] (%s)", i, name)
+	}
+	return fmt.Errorf("%s.%w", key, fmt.Errorf(format, a...))
+}
+
 func (c *Config) validateServices() []error {
 	var errs []error
 	names := map[string]int{}
 	funcs := map[Function]string{}
 	vrfTable := map[string]string{} // vrf -> service that fixed its table
 	for i, sv := range c.Services {
-		key := fmt.Sprintf("services[%d]", i)
-		if sv.Name != "" {
-			key = fmt.Sprintf("services[%d] (%s)", i, sv.Name)
-		}
 		bad := func(format string, a ...any) {
-			errs = append(errs, fmt.Errorf("%s.%w", key, fmt.Errorf(format, a...)))
+			errs = append(errs, serviceError(i, sv.Name, format, a...))
 		}
 		if sv.Name == "" {
 			bad("name: must be set")
