@@ -374,21 +374,13 @@ func TestCWMPFactoryResetBootstrapsAgain(t *testing.T) {
 	}
 }
 
-// connectionRequest asks the CPE for a session. While the CPE still winds
-// down the previous one it answers 503 (TR-069 §3.2.2), so ask again, as an
-// ACS does, for a bounded time.
+// connectionRequest asks the CPE for a session, repeating it while the CPE
+// still winds down the previous one (503), as an ACS does.
 func connectionRequest(t *testing.T, url string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for {
-		code, err := cwmptest.ConnectionRequest(ctx, url, "acs", "acs-secret")
-		if err == nil && code == http.StatusOK {
-			return
-		}
-		if err != nil || code != http.StatusServiceUnavailable || ctx.Err() != nil {
-			t.Fatalf("connection request: %d, %v", code, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if code, err := cwmptest.ConnectionRequestUntilAccepted(ctx, url, "acs", "acs-secret"); err != nil || code != http.StatusOK {
+		t.Fatalf("connection request: %d, %v", code, err)
 	}
 }

@@ -235,7 +235,7 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatalf("no ConnectionRequestURL in %+v", ss[0].Inform.Params)
 	}
 	acs.Enqueue(cwmptest.GetParameterValues("Device.DeviceInfo.SoftwareVersion"))
-	code, err := acs.ConnectionRequest(wait, crURL, "acs", "crpw")
+	code, err := cwmptest.ConnectionRequestUntilAccepted(wait, crURL, "acs", "crpw")
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("connection request: %d %v", code, err)
 	}

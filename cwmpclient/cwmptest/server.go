@@ -661,6 +661,24 @@ func ConnectionRequest(ctx context.Context, url, username, password string) (int
 	return resp.StatusCode, nil
 }
 
+// ConnectionRequestUntilAccepted repeats a Connection Request while the CPE
+// answers 503 (TR-069 §3.2.2: a session is pending or still winding down),
+// as an ACS does, until another answer or until ctx ends, and returns the
+// last status.
+func ConnectionRequestUntilAccepted(ctx context.Context, url, username, password string) (int, error) {
+	for {
+		code, err := ConnectionRequest(ctx, url, username, password)
+		if err != nil || code != http.StatusServiceUnavailable {
+			return code, err
+		}
+		select {
+		case <-ctx.Done():
+			return code, nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // ConnectionRequest is the package function, for symmetry with the server.
 func (s *Server) ConnectionRequest(ctx context.Context, url, username, password string) (int, error) {
 	return ConnectionRequest(ctx, url, username, password)
