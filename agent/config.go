@@ -49,6 +49,9 @@ type Config struct {
 	// Monitor holds the monitoring tasks of Q.Suppl.79 §8.3 until the
 	// controller configures its own (see MonitorOverlayFile).
 	Monitor MonitorConfig `yaml:"monitor"`
+	// Policies are the parent SRv6 policies whose selectors steer flows
+	// onto the best constituent path (policy*.go).
+	Policies []PolicyConfig `yaml:"policies"`
 }
 
 // Prefix source kinds of WANConfig.PrefixSource.

@@ -53,7 +53,55 @@ type EncapRoute struct {
 	// HMACKeyID, when set, adds an SRH HMAC TLV with this key of
 	// Desired.HMAC.Keys to every packet (hmac.go).
 	HMACKeyID uint32
+	// Paths, when set instead of Segments, make the route a weighted
+	// multipath route with one seg6 encap per path (an SRv6 policy's load
+	// share). Mode, Dev and HMACKeyID apply to every path.
+	Paths []EncapPath
 }
+
+// EncapPath is one weighted segment list of a multipath encap route.
+type EncapPath struct {
+	// Segments in travel order, like EncapRoute.Segments.
+	Segments []netip.Addr
+	// Weight is the path's share, 1..256 (Linux carries weight-1 in one octet).
+	Weight uint32
+}
+
+// FlowRule is a policy routing rule that classifies flows into a table
+// (an SRv6 policy service's table). Zero-valued selectors match anything.
+type FlowRule struct {
+	// Priority orders the rules; FlowRulePriorityMin..FlowRulePriorityMax.
+	Priority int
+	// Family is unix.AF_INET or unix.AF_INET6.
+	Family   int
+	Src, Dst netip.Prefix
+	// Protocol is the IP protocol number (0: any).
+	Protocol uint8
+	SrcPorts PortRange
+	DstPorts PortRange
+	// DSCP, when HasDSCP, matches the packet's DSCP (0..63).
+	DSCP    uint8
+	HasDSCP bool
+	// FwMark / FwMask match the packet mark (FwMask 0 with FwMark set: all bits).
+	FwMark, FwMask uint32
+	// IIF, when set, matches packets received on this device (a VRF device
+	// for VRF traffic).
+	IIF string
+	// Table is the table looked up for matching packets.
+	Table int
+}
+
+// Flow rules use these priorities: before the l3mdev rule (1000) so VRF
+// traffic is classified too. A service table holds only routes to remote
+// prefixes, so a packet it has no route for falls through to the next rule
+// and the SID filter still judges everything addressed to our locators.
+const (
+	FlowRulePriorityMin = 500
+	FlowRulePriorityMax = 999
+)
+
+// PortRange is an inclusive range of ports; the zero value matches any port.
+type PortRange struct{ Lo, Hi uint16 }
 
 // VRF is a Linux VRF device bound to a table.
 type VRF struct {
@@ -81,6 +129,8 @@ type Desired struct {
 	// HMAC is the SRH HMAC key table and the WAN's require-HMAC setting
 	// (hmac.go); nil leaves both alone.
 	HMAC *HMACState
+	// FlowRules classify flows into SRv6 policy service tables.
+	FlowRules []FlowRule
 }
 
 // Capabilities is what the probe found the kernel can do.
@@ -93,6 +143,9 @@ type Capabilities struct {
 	NexthopObjects bool // nexthop objects carrying a seg6 encap
 	EndB6Encaps    bool
 	EndBPF         bool // End.BPF with an lwt_seg6local program
+	// RuleDSCP: rules match the full DSCP (FRA_DSCP, Linux 6.12+). Without
+	// it IPv4 rules match only the old TOS bits; classify by fwmark there.
+	RuleDSCP bool
 }
 
 // Dataplane programs the desired state. Implementations: the netlink one and
