@@ -18,6 +18,11 @@ type PolicyConfig struct {
 	// ProbeInterval is the STAMP loopback probe interval of every
 	// constituent segment list.
 	ProbeInterval time.Duration `yaml:"probe_interval"`
+	// EndTSF says the last SID of every constituent segment list is an
+	// End.TSF SID of the far node (srv6.end_tsf there): its probes carry
+	// the far node's receive timestamp, so one-way forward and backward
+	// delays are measured too (twamp.SenderConfig.EndTSF).
+	EndTSF bool `yaml:"end_tsf"`
 	// Flows classify traffic into the policy's services.
 	Flows []FlowConfig `yaml:"flows"`
 }
