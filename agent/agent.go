@@ -125,6 +125,7 @@ type Agent struct {
 	model      *srv6Model  // the SRv6 configuration the controller sets (cwmpsrv6.go)
 	monitor    *monitor    // the monitoring tasks (monitor*.go); its own goroutines
 	probes     *pathProbes // latency of the dynamic paths (path_probe.go); its own goroutines
+	tsf        *endTSF     // End.TSF stamping of probes to our End.TSF SID (endtsf.go)
 }
 
 type reloadRequest struct {
@@ -217,6 +218,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	}
 	a.monitor = newMonitor(a, a.state, a.log.Named("monitor"))
 	a.probes = newPathProbes(a.log.Named("paths"), o.pathProbes)
+	a.tsf = newEndTSF(a.log.Named("endtsf"))
 	a.monitor.load(cfg, a.persisted.Address)
 	return a, nil
 }
@@ -266,6 +268,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer func() { cancel(); <-monDone }()
 	probesDone := a.probes.start(wctx)
 	defer func() { cancel(); <-probesDone }()
+	tsfDone := a.tsf.start(wctx)
+	defer func() { cancel(); <-tsfDone }()
 	cwmpDone := a.cwmp.start(wctx, a.cfg)
 	defer func() { cancel(); <-cwmpDone }()
 	ctlDone := a.startControl(wctx, a.cfg.ControlSocket)
@@ -465,6 +469,9 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 		want, err = desiredState(a.cfg, d, a.caps, a.bgp.learned...)
 		want.Encaps = a.withStale(want.Encaps)
 	}
+	if err == nil {
+		want, err = withEndTSF(a.cfg, pc.New, want)
+	}
 	if err != nil {
 		// Nothing to retry until the prefix or the config changes; the
 		// kernel keeps what the last good state put there.
@@ -514,6 +521,8 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 	// Advertised only once the kernel holds the SIDs.
 	a.exportBGP(&d, want, pc.Addr)
 	a.probes.follow(want.BSIDs, pc.Addr, want.TunnelSource)
+	tsf := a.tsf.follow(a.cfg, pc.New)
+	a.setStatus(func(s *Status) { s.EndTSF = tsf })
 	fields := []zap.Field{zap.Stringer("prefix", pc.New), zap.Stringer("locator", d.Locator), zap.Duration("took", took)}
 	for _, s := range sids {
 		fields = append(fields, zap.String(s.Name, s.SID.String()+" "+s.Installed))

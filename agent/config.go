@@ -95,6 +95,9 @@ type SRv6Config struct {
 	// HMAC is the SRH HMAC section (hmac.go); nil leaves the kernel's
 	// HMAC keys and seg6_require_hmac alone.
 	HMAC *HMACConfig `yaml:"hmac"`
+	// EndTSF makes this node the far end of End.TSF loopback probes
+	// (endtsf.go); nil: none.
+	EndTSF *EndTSFConfig `yaml:"end_tsf"`
 }
 
 // ServiceConfig is one local service SID.
@@ -346,6 +349,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateRemote()...)
 	errs = append(errs, c.validateSIDFilter()...)
 	errs = append(errs, c.validateHMAC()...)
+	errs = append(errs, c.validateEndTSF()...)
 	errs = append(errs, c.ACS.validate()...)
 	errs = append(errs, c.validateBGP()...)
 	errs = append(errs, c.validatePaths()...)

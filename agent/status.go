@@ -46,8 +46,10 @@ type Status struct {
 	// counts) when it gives one.
 	Dataplane *dataplane.Status `json:"dataplane,omitempty"`
 	// BGP is the speaker's state when the config has a bgp section.
-	BGP     *BGPStatus `json:"bgp,omitempty"`
-	Updated time.Time  `json:"updated"`
+	BGP *BGPStatus `json:"bgp,omitempty"`
+	// EndTSF is srv6.end_tsf's SID and whether probes to it are stamped.
+	EndTSF  *EndTSFStatus `json:"end_tsf,omitempty"`
+	Updated time.Time     `json:"updated"`
 }
 
 // BGPStatus is the embedded speaker: sessions, and the VPN routes it
@@ -109,6 +111,11 @@ func (s Status) clone() Status {
 		d.Sysctls = append([]dataplane.Sysctl(nil), d.Sysctls...)
 		d.ProbeNotes = append([]string(nil), d.ProbeNotes...)
 		s.Dataplane = &d
+	}
+	if s.EndTSF != nil {
+		t := *s.EndTSF
+		t.Interfaces = append([]string(nil), t.Interfaces...)
+		s.EndTSF = &t
 	}
 	if s.BGP != nil {
 		b := *s.BGP

@@ -80,7 +80,7 @@ func TestTsharkDecodesReflectorReplies(t *testing.T) {
 	needTool(t, "tshark")
 	s, r := pairNS(t)
 	reflectorIn(t, r, ReflectorConfig{Stateful: true})
-	pcap, stop := capture(t, s, "tws", "udp port 862")
+	pcap, stop := netnstest.Capture(t, s, "tws", "udp port 862")
 	// Probe the secondary address: the reply must come from it.
 	m6, _ := senderIn(t, s, SenderConfig{Name: "v6", Dst: netip.MustParseAddrPort("[fd00:1::22]:862"),
 		SSID: 0x1234, Count: 10, Interval: 10 * time.Millisecond, Timeout: time.Second, StatefulReflector: true})
@@ -228,7 +228,7 @@ func TestScapyDecodesSender(t *testing.T) {
 	py := scapyPython(t)
 	s, r := pairNS(t)
 	reflectorIn(t, r, ReflectorConfig{})
-	pcap, stop := capture(t, s, "tws", "udp dst port 862")
+	pcap, stop := netnstest.Capture(t, s, "tws", "udp dst port 862")
 	m, _ := senderIn(t, s, SenderConfig{Name: "scapy", Dst: netip.MustParseAddrPort("[fd00:1::2]:862"), SSID: 0xbeef,
 		Count: 4, Interval: 10 * time.Millisecond, Timeout: time.Second, Padding: 12,
 		TLVs: TLVSet{TimestampInfo: true, ClassOfService: &ClassOfService{DSCP1: 34}}})
@@ -298,7 +298,7 @@ func TestLoopbackOuterSource(t *testing.T) {
 	a, b, _ := srv6NS(t)
 	segs := []netip.Addr{netip.MustParseAddr("fc00:b::1"), netip.MustParseAddr("fc00:c::100")}
 	outer := netip.MustParseAddr("fc00:a::ffff") // assigned nowhere, like a tunnel source
-	pcap, stop := capture(t, b, "twb1", "ip6")
+	pcap, stop := netnstest.Capture(t, b, "twb1", "ip6")
 	m, _ := senderIn(t, a, SenderConfig{Name: "loop-outer", Loopback: true, Segments: segs, OuterSrc: outer,
 		Src: netip.MustParseAddr("fd00:ab::1"), Count: 20, Interval: 10 * time.Millisecond, Timeout: time.Second})
 	stop()
@@ -317,7 +317,7 @@ func TestLoopbackOverSRv6(t *testing.T) {
 	requireRoot(t, "the SRv6 loopback test")
 	a, b, _ := srv6NS(t)
 	segs := []netip.Addr{netip.MustParseAddr("fc00:b::1"), netip.MustParseAddr("fc00:c::100")}
-	pcap, stop := capture(t, b, "twb1", "ip6")
+	pcap, stop := netnstest.Capture(t, b, "twb1", "ip6")
 	m, samples := senderIn(t, a, SenderConfig{Name: "loop", Loopback: true, Segments: segs,
 		Src: netip.MustParseAddr("fd00:ab::1"), SSID: 5, Count: 50, Interval: 10 * time.Millisecond, Timeout: time.Second, DSCP: 46})
 	stop()
@@ -353,7 +353,7 @@ func TestSenderAlongSegmentList(t *testing.T) {
 	requireRoot(t, "the SRv6 sender test")
 	a, b, c := srv6NS(t)
 	reflectorIn(t, c, ReflectorConfig{})
-	pcap, stop := capture(t, b, "twb1", "ip6")
+	pcap, stop := netnstest.Capture(t, b, "twb1", "ip6")
 	m, samples := senderIn(t, a, SenderConfig{Name: "srh", Dst: netip.MustParseAddrPort("[fd00:bc::3]:862"),
 		Segments: []netip.Addr{netip.MustParseAddr("fc00:b::1")}, Count: 20, Interval: 10 * time.Millisecond, Timeout: time.Second})
 	stop()
@@ -380,7 +380,7 @@ func TestReflectorReturnPathSRv6(t *testing.T) {
 	netnstest.Exec(t, a, "sysctl", "-qw", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.twa.seg6_enabled=1")
 	netnstest.Exec(t, c, "ip", "-6", "route", "add", "fc00::/16", "via", "fd00:bc::2")
 	refl := reflectorIn(t, c, ReflectorConfig{ReturnPathSRv6: true})
-	pcap, stop := capture(t, b, "twb2", "ip6")
+	pcap, stop := netnstest.Capture(t, b, "twb2", "ip6")
 	m, _ := senderIn(t, a, SenderConfig{Name: "rp", Dst: netip.MustParseAddrPort("[fd00:bc::3]:862"), Count: 10,
 		Interval: 10 * time.Millisecond, Timeout: time.Second,
 		TLVs: TLVSet{ReturnPath: &ReturnPath{SRv6: []netip.Addr{netip.MustParseAddr("fc00:b::1")}}}})

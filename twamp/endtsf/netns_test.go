@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 
 	"github.com/srv6cpe/srv6cpe/internal/netnstest"
 	"github.com/srv6cpe/srv6cpe/twamp"
@@ -58,39 +57,6 @@ func srv6Path(t *testing.T) (a, b, c string) {
 	netnstest.Exec(t, c, "ip", "-6", "route", "add", tsfSID.String()+"/128", "encap", "seg6local", "action", "End.DX6", "nh6", "fd00:bc::2", "dev", "tsc")
 	netnstest.Exec(t, c, "ip", "-6", "route", "add", "fd00:ab::/64", "via", "fd00:bc::2")
 	return a, b, c
-}
-
-// capture runs tcpdump in ns on ifc until stop is called.
-func capture(t *testing.T, ns, ifc string) (pcap string, stop func()) {
-	t.Helper()
-	if _, err := exec.LookPath("tcpdump"); err != nil {
-		t.Skip("needs tcpdump")
-	}
-	pcap = t.TempDir() + "/cap.pcap"
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "tcpdump", "-Z", "root", "--immediate-mode", "-i", ifc, "-U", "-n", "-w", pcap, "ip6")
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	for i := 0; i < 100; i++ {
-		if st, err := os.Stat(pcap); err == nil && st.Size() >= 24 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond)
-	return pcap, func() {
-		time.Sleep(200 * time.Millisecond)
-		cmd.Process.Signal(unix.SIGINT)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-		}
-		cancel()
-	}
 }
 
 // loopSession runs 50 enhanced-loopback probes from a over the path and
@@ -137,7 +103,7 @@ func TestEndTSFOverSRv6(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pcap, stop := capture(t, c, "tsc")
+	pcap, stop := netnstest.Capture(t, c, "tsc", "ip6")
 	m, samples := loopSession(t, a)
 	stop()
 	if m.Sent != 50 || m.Received != 50 || m.Discarded != 0 {
