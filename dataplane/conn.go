@@ -19,6 +19,7 @@ type conn struct {
 	seq   uint32
 	rbuf  []byte
 	chunk int // bytes per sendmsg
+	sent  int // change requests sent (dumps not counted)
 }
 
 const (
@@ -114,6 +115,7 @@ func (c *conn) exec(n int, first uint32, enc func(j int, w *wbuf, seq uint32)) (
 	if err := c.drain(nil); err != nil {
 		return failed, err
 	}
+	c.sent += n
 	if n < streamMin {
 		var w wbuf
 		for j := 0; j < n; j++ {

@@ -120,6 +120,7 @@ func (f *Fake) Installed(ctx context.Context) (Desired, error) {
 	defer f.mu.Unlock()
 	d := toDesired(f.routes, f.vrfs, f.nm)
 	d.SIDFilter, d.TunnelSource, d.HMAC = filterOf(f.rules), f.tunsrc, f.ownedHMAC()
+	d.FlowRules = flowRulesOf(f.rules)
 	return d, nil
 }
 
@@ -164,8 +165,12 @@ func formatRoute(k rkey, v rval, nm names) string {
 		if v.Mode == seg6ModeRed {
 			mode = "encap.red"
 		}
-		fmt.Fprintf(&b, "%s encap seg6 mode %s segs [ %s ] dev %s", k.Dst, mode,
-			strings.ReplaceAll(v.Segs.String(), ",", " "), nm.ifname(v.Dev))
+		if v.Paths != "" {
+			fmt.Fprintf(&b, "%s encap seg6 mode %s multipath %s dev %s", k.Dst, mode, v.Paths, nm.ifname(v.Dev))
+		} else {
+			fmt.Fprintf(&b, "%s encap seg6 mode %s segs [ %s ] dev %s", k.Dst, mode,
+				strings.ReplaceAll(v.Segs.String(), ",", " "), nm.ifname(v.Dev))
+		}
 	}
 	if k.Table != tableMain {
 		fmt.Fprintf(&b, " table %d", k.Table)
@@ -223,22 +228,17 @@ func (f *Fake) apply(ctx context.Context, d Desired) error {
 	if err != nil {
 		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
 	}
-	filter, err := normFilter(d.SIDFilter, f.wan)
-	if err != nil {
+	if err := validExtras(d, f.caps, f.wan); err != nil {
 		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
 	}
-	if err := validTunnelSource(d.TunnelSource); err != nil {
-		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
-	}
-	if err := validHMAC(d.HMAC, d.Encaps, f.wan); err != nil {
-		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
-	}
+	filter, _ := normFilter(d.SIDFilter, f.wan)
+	flows, _ := flowKRules(d.FlowRules, f.caps)
 	ae := &ApplyError{}
 	if d.TunnelSource.IsValid() && d.TunnelSource != f.tunsrc && f.op(ae, "set seg6 tunnel source "+d.TunnelSource.String()) {
 		f.tunsrc = d.TunnelSource
 	}
 	f.applyHMAC(d.HMAC, ae)
-	addRules, delRules := diffRules(f.rules, planRules(filter))
+	addRules, delRules := diffRules(f.rules, append(planRules(filter), flows...))
 	for _, r := range addRules {
 		if f.op(ae, "add "+r.String()) {
 			f.rules = append(f.rules, r)

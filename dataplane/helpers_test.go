@@ -32,7 +32,7 @@ func needRoot(t testing.TB) {
 
 func newTestNS(t testing.TB) *testNS {
 	t.Helper()
-	n := newBareNS(t, "dp")
+	n := newBareNS(t, "dpm")
 	n.ip(t, "link add wan0 type veth peer name peer0")
 	n.ip(t, "link set wan0 up")
 	n.ip(t, "link set peer0 up")

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -195,8 +196,48 @@ type state struct {
 	extra    []kroute        // ours that must go whatever is desired (duplicates, odd priority)
 	nhs      map[uint32]knh  // our nexthop objects
 	nhBySpec map[encapSpec]uint32
+	// Our multipath groups whose members are our seg6 objects, by what
+	// they carry, and the other way.
+	nhByGroup map[groupSpec]uint32
+	groupOf   map[uint32]groupSpec
+	// inGroups lists, per nexthop id, the groups (ours or not) holding it.
+	inGroups map[uint32][]uint32
 	usedIDs  map[uint32]bool // every nexthop id in use, ours or not
 	vrfs     []VRF
+}
+
+// resolveGroups maps our groups onto what they carry. A group with a
+// member that is not one of our seg6 objects, or members that differ in
+// device, mode or HMAC key, is not one the agent would make: routes on it
+// read as kindOther and are replaced.
+func (st *state) resolveGroups() {
+	var buf []byte
+	for id, n := range st.nhs {
+		if n.Group == nil || n.OddGroup || len(n.Group) < 2 {
+			continue
+		}
+		ps := make([]wpath, 0, len(n.Group))
+		var g groupSpec
+		ok := true
+		for i, m := range n.Group {
+			mn, mine := st.nhs[m.ID]
+			if !mine || !mn.Simple || (i > 0 && (mn.Spec.Mode != g.Mode || mn.Spec.Dev != g.Dev || mn.Spec.HMAC != g.HMAC)) {
+				ok = false
+				break
+			}
+			g.Mode, g.Dev, g.HMAC = mn.Spec.Mode, mn.Spec.Dev, mn.Spec.HMAC
+			ps = append(ps, wpath{Weight: m.Weight, Segs: mn.Spec.Segs})
+		}
+		if !ok {
+			continue
+		}
+		buf = packPaths(ps, buf)
+		g.Paths = pathList(buf)
+		st.groupOf[id] = g
+		if _, dup := st.nhByGroup[g]; !dup {
+			st.nhByGroup[g] = id
+		}
+	}
 }
 
 // read dumps our routes, nexthop objects and VRF devices.
@@ -204,6 +245,7 @@ func (k *Kernel) read() (*state, error) {
 	st := &state{}
 	reset := func() {
 		st.nhs, st.nhBySpec, st.usedIDs = map[uint32]knh{}, map[encapSpec]uint32{}, map[uint32]bool{}
+		st.nhByGroup, st.groupOf, st.inGroups = map[groupSpec]uint32{}, map[uint32]groupSpec{}, map[uint32][]uint32{}
 	}
 	reset()
 	if k.status.Capabilities.NexthopObjects {
@@ -217,6 +259,9 @@ func (k *Kernel) read() (*state, error) {
 				return nil
 			}
 			st.usedIDs[n.ID] = true
+			for _, m := range n.Group {
+				st.inGroups[m.ID] = append(st.inGroups[m.ID], n.ID)
+			}
 			if n.Proto == RouteProtocol {
 				st.nhs[n.ID] = n
 				if n.Simple {
@@ -228,6 +273,7 @@ func (k *Kernel) read() (*state, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read nexthop objects: %w", err)
 		}
+		st.resolveGroups()
 	}
 	var all []kroute
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
@@ -262,6 +308,8 @@ func (k *Kernel) read() (*state, error) {
 		if r.NHID != 0 {
 			if n, ok := st.nhs[r.NHID]; ok && n.Simple {
 				r.Val = rval{Kind: kindEncap, Mode: n.Spec.Mode, Dev: n.Spec.Dev, Segs: n.Spec.Segs, HMAC: n.Spec.HMAC}
+			} else if g, ok := st.groupOf[r.NHID]; ok {
+				r.Val = rval{Kind: kindEncap, Mode: g.Mode, Dev: g.Dev, HMAC: g.HMAC, Paths: g.Paths}
 			} else {
 				r.Val = rval{Kind: kindOther}
 			}
@@ -338,6 +386,7 @@ func (k *Kernel) Installed(ctx context.Context) (Desired, error) {
 	}
 	d := toDesired(rs, st.vrfs, newLinkNames(k.h))
 	d.SIDFilter, d.TunnelSource, d.HMAC = filterOf(rules), src, h
+	d.FlowRules = flowRulesOf(rules)
 	return d, nil
 }
 
@@ -411,16 +460,11 @@ func (k *Kernel) Apply(ctx context.Context, d Desired) (err error) {
 	if err != nil {
 		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
 	}
-	filter, err := normFilter(d.SIDFilter, k.opt.WANInterface)
-	if err != nil {
+	if err := validExtras(d, k.status.Capabilities, k.opt.WANInterface); err != nil {
 		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
 	}
-	if err := validTunnelSource(d.TunnelSource); err != nil {
-		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
-	}
-	if err := validHMAC(d.HMAC, d.Encaps, k.opt.WANInterface); err != nil {
-		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
-	}
+	filter, _ := normFilter(d.SIDFilter, k.opt.WANInterface)
+	flows, _ := flowKRules(d.FlowRules, k.status.Capabilities)
 	if !k.opt.SkipSysctls {
 		k.retrySysctls()
 	}
@@ -437,7 +481,7 @@ func (k *Kernel) Apply(ctx context.Context, d Desired) (err error) {
 	if err != nil {
 		return fmt.Errorf("nothing applied: %w", err)
 	}
-	wantRules := planRules(filter)
+	wantRules := append(planRules(filter), flows...)
 	addRules, delRules := diffRules(curRules, wantRules)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("nothing applied: %w", err)
@@ -445,6 +489,8 @@ func (k *Kernel) Apply(ctx context.Context, d Desired) (err error) {
 
 	// 0. The tunnel source, before encap routes that use it, and the SID
 	// filter's new rules, before the SIDs they guard (allows before drops).
+	// A changed flow rule is added here and its old form deleted after the
+	// routes (3b): matching flows always meet one of the two.
 	k.ensureTunnelSource(d.TunnelSource, ae)
 	k.ensureHMAC(d.HMAC, ae)
 	k.addRules(addRules, ae)
@@ -478,6 +524,11 @@ func (k *Kernel) Apply(ctx context.Context, d Desired) (err error) {
 	for key, id := range st.nhOf {
 		if !gone[key] && !replaced[key] {
 			used[id] = true
+		}
+	}
+	for id := range used {
+		for _, m := range st.nhs[id].Group {
+			used[m.ID] = true
 		}
 	}
 	k.pruneNexthops(st, used, ae)
@@ -533,9 +584,10 @@ func (k *Kernel) run(n int, build func(i int, w *wbuf, seq uint32)) (map[int]err
 }
 
 // ensureNexthops makes one seg6 nexthop object per distinct encap among
-// the upserts, reusing ours, and returns the object for each upsert (0 =
-// none). A spec whose object cannot be made (no nexthop support, device
-// without carrier) is encoded inline per route.
+// the upserts and one group per distinct multipath set (over the objects
+// of its paths), reusing ours, and returns the object for each upsert (0 =
+// none). A spec whose object or group cannot be made (no nexthop support,
+// device without carrier) is encoded inline per route.
 func (k *Kernel) ensureNexthops(st *state, ups []change, ae *ApplyError) []uint32 {
 	ids := make([]uint32, len(ups))
 	if !k.status.Capabilities.NexthopObjects {
@@ -551,15 +603,7 @@ func (k *Kernel) ensureNexthops(st *state, ups []change, ae *ApplyError) []uint3
 	var recent []known
 	var specs []encapSpec
 	var newIDs []uint32
-	for i, u := range ups {
-		if u.Val.Kind != kindEncap {
-			continue
-		}
-		s := u.Val.spec()
-		if j := slices.IndexFunc(recent, func(x known) bool { return x.spec == s }); j >= 0 {
-			ids[i] = recent[j].id
-			continue
-		}
+	object := func(s encapSpec) uint32 {
 		id, ok := st.nhBySpec[s]
 		if !ok {
 			id = k.freeNHID(st)
@@ -567,33 +611,98 @@ func (k *Kernel) ensureNexthops(st *state, ups []change, ae *ApplyError) []uint3
 			specs = append(specs, s)
 			newIDs = append(newIDs, id)
 		}
+		return id
+	}
+	var groups []groupSpec
+	var groupIDs []uint32
+	for i, u := range ups {
+		if u.Val.Kind != kindEncap {
+			continue
+		}
+		if u.Val.Paths != "" {
+			g := u.Val.group()
+			id, ok := st.nhByGroup[g]
+			if !ok {
+				for _, p := range g.Paths.paths() {
+					object(g.member(p.Segs))
+				}
+				id = k.freeNHID(st)
+				st.nhByGroup[g] = id
+				groups = append(groups, g)
+				groupIDs = append(groupIDs, id)
+			}
+			ids[i] = id
+			continue
+		}
+		s := u.Val.spec()
+		if j := slices.IndexFunc(recent, func(x known) bool { return x.spec == s }); j >= 0 {
+			ids[i] = recent[j].id
+			continue
+		}
+		id := object(s)
 		if len(recent) == recentMax {
 			recent = recent[:recentMax-1]
 		}
 		recent = slices.Insert(recent, 0, known{s, id})
 		ids[i] = id
 	}
-	if len(specs) == 0 {
+	if len(specs) == 0 && len(groups) == 0 {
 		return ids
 	}
-	failed, err := k.run(len(specs), func(i int, w *wbuf, seq uint32) { w.putNexthop(seq, newIDs[i], specs[i]) })
-	var inline map[uint32]bool
-	for i, s := range specs {
-		if e, bad := failed[i]; bad || err != nil {
-			// Not an apply failure: the routes carry the encap themselves.
-			delete(st.nhBySpec, s)
-			if inline == nil {
-				inline = make(map[uint32]bool)
+	inline := make(map[uint32]bool)
+	if len(specs) > 0 {
+		failed, err := k.run(len(specs), func(i int, w *wbuf, seq uint32) { w.putNexthop(seq, newIDs[i], specs[i]) })
+		for i, s := range specs {
+			if e, bad := failed[i]; bad || err != nil {
+				// Not an apply failure: the routes carry the encap themselves.
+				delete(st.nhBySpec, s)
+				inline[newIDs[i]] = true
+				k.log.Debug("nexthop object not made, encap goes inline", zap.Uint32("id", newIDs[i]), zap.Error(errors.Join(e, err)))
+				continue
 			}
-			inline[newIDs[i]] = true
-			k.log.Debug("nexthop object not made, encap goes inline", zap.Uint32("id", newIDs[i]), zap.Error(errors.Join(e, err)))
-			continue
+			st.nhs[newIDs[i]] = knh{ID: newIDs[i], Proto: RouteProtocol, Simple: true, Spec: s}
+			ae.Applied++
 		}
-		st.nhs[newIDs[i]] = knh{ID: newIDs[i], Proto: RouteProtocol, Simple: true, Spec: s}
-		st.nhBySpec[s] = newIDs[i]
-		ae.Applied++
 	}
-	if inline != nil {
+	if len(groups) > 0 {
+		members := make([][]grpEntry, len(groups))
+		var send []int
+		for i, g := range groups {
+			for _, p := range g.Paths.paths() {
+				id, ok := st.nhBySpec[g.member(p.Segs)]
+				if !ok {
+					members[i] = nil
+					break
+				}
+				members[i] = append(members[i], grpEntry{ID: id, Weight: p.Weight})
+			}
+			if members[i] == nil {
+				delete(st.nhByGroup, g)
+				inline[groupIDs[i]] = true
+				continue
+			}
+			send = append(send, i)
+		}
+		failed, err := k.run(len(send), func(j int, w *wbuf, seq uint32) {
+			i := send[j]
+			w.putGroup(seq, groupIDs[i], members[i])
+		})
+		for j, i := range send {
+			if e, bad := failed[j]; bad || err != nil {
+				delete(st.nhByGroup, groups[i])
+				inline[groupIDs[i]] = true
+				k.log.Debug("nexthop group not made, multipath goes inline", zap.Uint32("id", groupIDs[i]), zap.Error(errors.Join(e, err)))
+				continue
+			}
+			st.nhs[groupIDs[i]] = knh{ID: groupIDs[i], Proto: RouteProtocol, Group: members[i]}
+			st.groupOf[groupIDs[i]] = groups[i]
+			for _, m := range members[i] {
+				st.inGroups[m.ID] = append(st.inGroups[m.ID], groupIDs[i])
+			}
+			ae.Applied++
+		}
+	}
+	if len(inline) > 0 {
 		for i, id := range ids {
 			if inline[id] {
 				ids[i] = 0
@@ -703,9 +812,22 @@ func (k *Kernel) pruneNexthops(st *state, used map[uint32]bool, ae *ApplyError) 
 		return
 	}
 	stale = slices.DeleteFunc(stale, func(id uint32) bool { return inUse[id] })
+	// A member of a group that stays (one a route still uses, or one that
+	// is not ours) stays too: deleting it would shrink that group.
+	going := make(map[uint32]bool, len(stale))
+	for _, id := range stale {
+		going[id] = true
+	}
+	stale = slices.DeleteFunc(stale, func(id uint32) bool {
+		return slices.ContainsFunc(st.inGroups[id], func(g uint32) bool { return !going[g] })
+	})
 	if len(stale) == 0 {
 		return
 	}
+	// Groups go before their members, so no group ever shrinks.
+	slices.SortStableFunc(stale, func(a, b uint32) int {
+		return cmp.Compare(len(st.nhs[b].Group), len(st.nhs[a].Group))
+	})
 	failed, err := k.run(len(stale), func(i int, w *wbuf, seq uint32) { w.delNexthop(seq, stale[i]) })
 	for i, id := range stale {
 		e, bad := failed[i]
@@ -718,6 +840,10 @@ func (k *Kernel) pruneNexthops(st *state, used map[uint32]bool, ae *ApplyError) 
 		}
 		if n := st.nhs[id]; n.Simple {
 			delete(st.nhBySpec, n.Spec)
+		}
+		if g, ok := st.groupOf[id]; ok {
+			delete(st.nhByGroup, g)
+			delete(st.groupOf, id)
 		}
 		delete(st.nhs, id)
 		ae.Applied++

@@ -38,6 +38,9 @@ func TestKernelProbeAgreesWithIproute2(t *testing.T) {
 		EndB6Encaps:    try("-6 route add 100::5/128 encap seg6local action End.B6.Encaps srh segs 2001:db8::1 dev wan0"),
 		NexthopObjects: try("-6 nexthop add id 9 encap seg6 mode encap segs 2001:db8::1 dev wan0") && try("-6 route add 100::6/128 nhid 9"),
 		EndBPF:         caps.EndBPF, // iproute2 needs a pinned object; the probe's own test covers it
+		// iproute2 6.1 has no dscp keyword; TestKernelFlowRulesDSCPForms
+		// checks the probe against what the kernel reads back.
+		RuleDSCP: caps.RuleDSCP,
 	}
 	if caps != iproute {
 		t.Errorf("probe: %+v\niproute2: %+v", caps, iproute)

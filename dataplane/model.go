@@ -114,6 +114,9 @@ type rval struct {
 	Mode     uint32 // seg6 encap mode
 	Segs     segList
 	HMAC     uint32 // HMAC key id of a seg6 encap's SRH (0 = none)
+	// Paths makes an encap route multipath (Segs is then empty): one
+	// seg6 encap per path, all with Mode, Dev and HMAC.
+	Paths pathList
 }
 
 // encapSpec is what a seg6 nexthop object carries; routes with equal specs
@@ -127,6 +130,80 @@ type encapSpec struct {
 
 func (v rval) spec() encapSpec {
 	return encapSpec{Mode: v.Mode, Dev: v.Dev, Segs: v.Segs, HMAC: v.HMAC}
+}
+
+// groupSpec is what a multipath nexthop group carries: routes with equal
+// weighted path sets share one group, whose members are the seg6 objects
+// of the single paths (shared with single-path routes of the same spec).
+type groupSpec struct {
+	Mode  uint32
+	Dev   int
+	HMAC  uint32
+	Paths pathList
+}
+
+func (v rval) group() groupSpec {
+	return groupSpec{Mode: v.Mode, Dev: v.Dev, HMAC: v.HMAC, Paths: v.Paths}
+}
+
+// member is the seg6 object spec of one of the group's paths.
+func (g groupSpec) member(segs segList) encapSpec {
+	return encapSpec{Mode: g.Mode, Dev: g.Dev, Segs: segs, HMAC: g.HMAC}
+}
+
+// Multipath limits. Linux carries a path's weight as weight-1 in one
+// octet (rtnh_hops, nexthop_grp.weight); a policy has a handful of
+// segment lists, and the bound keeps an inline RTA_MULTIPATH of long
+// lists inside one attribute.
+const (
+	maxWeight = 256
+	maxPaths  = 32
+)
+
+// wpath is one weighted path of a multipath route.
+type wpath struct {
+	Weight uint32
+	Segs   segList
+}
+
+// pathList is a multipath route's paths packed into a comparable string in
+// canonical order (by segments), so that equal sets are ==: per path one
+// octet weight-1, one octet segment count, then the segments.
+type pathList string
+
+// packPaths sorts ps by segments and packs them; ps must be valid.
+func packPaths(ps []wpath, buf []byte) []byte {
+	slices.SortFunc(ps, func(a, b wpath) int { return strings.Compare(string(a.Segs), string(b.Segs)) })
+	buf = buf[:0]
+	for _, p := range ps {
+		buf = append(buf, byte(p.Weight-1), byte(len(p.Segs)/16))
+		buf = append(buf, p.Segs...)
+	}
+	return buf
+}
+
+func (p pathList) paths() []wpath {
+	var out []wpath
+	for i := 0; i+2 <= len(p); {
+		w, n := uint32(p[i])+1, 16*int(p[i+1])
+		if i+2+n > len(p) {
+			break
+		}
+		out = append(out, wpath{Weight: w, Segs: segList(p[i+2 : i+2+n])})
+		i += 2 + n
+	}
+	return out
+}
+
+func (p pathList) String() string {
+	var b strings.Builder
+	for i, x := range p.paths() {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "weight %d [ %s ]", x.Weight, strings.ReplaceAll(x.Segs.String(), ",", " "))
+	}
+	return b.String()
 }
 
 // segList is IPv6 segments in travel order packed into a comparable
@@ -222,6 +299,7 @@ type subject struct {
 	p    netip.Prefix
 	a    netip.Addr
 	b    srv6.Behavior
+	path int // 1-based path of a multipath encap route (0 = none)
 }
 
 const (
@@ -237,6 +315,9 @@ func (s subject) String() string {
 	case subjSID:
 		return fmt.Sprintf("SID %s (%s)", s.a, s.b)
 	default:
+		if s.path > 0 {
+			return fmt.Sprintf("encap route %s path %d", s.p, s.path)
+		}
 		return "encap route " + s.p.String()
 	}
 }
@@ -248,13 +329,16 @@ func (d Desired) Validate(caps Capabilities, wan string) error {
 	if _, err := plan(d, caps, wan, anyNames{}); err != nil {
 		return err
 	}
-	return validExtras(d, wan)
+	return validExtras(d, caps, wan)
 }
 
-// validExtras checks what Desired holds besides routes (the SID filter and
-// the tunnel source).
-func validExtras(d Desired, wan string) error {
+// validExtras checks what Desired holds besides routes (the SID filter,
+// flow rules, HMAC and the tunnel source).
+func validExtras(d Desired, caps Capabilities, wan string) error {
 	if _, err := normFilter(d.SIDFilter, wan); err != nil {
+		return err
+	}
+	if _, err := flowKRules(d.FlowRules, caps); err != nil {
 		return err
 	}
 	if err := validHMAC(d.HMAC, d.Encaps, wan); err != nil {
@@ -377,22 +461,64 @@ func plan(d Desired, caps Capabilities, wan string, nm names) (desiredSet, error
 		default:
 			return desiredSet{}, fmt.Errorf("%s: unknown encap mode %d", what, e.Mode)
 		}
-		if v.Segs, err = segments(what, e.Segments, si); err != nil {
+		fam := uint8(unix.AF_INET6)
+		if e.Prefix.Addr().Is4() {
+			fam = unix.AF_INET
+		}
+		if len(e.Paths) == 0 {
+			if v.Segs, err = segments(what, e.Segments, si); err != nil {
+				return desiredSet{}, err
+			}
+		} else if v.Segs, v.Paths, err = multipath(what, e, fam, caps, si); err != nil {
 			return desiredSet{}, err
 		}
 		if v.Dev, err = dev(what, e.Dev); err != nil {
 			return desiredSet{}, err
 		}
 		v.HMAC = e.HMACKeyID
-		fam := uint8(unix.AF_INET6)
-		if e.Prefix.Addr().Is4() {
-			fam = unix.AF_INET
-		}
 		if err := add(rkey{fam, uint32(table), e.Prefix}, v, what); err != nil {
 			return desiredSet{}, err
 		}
 	}
 	return ds, nil
+}
+
+// multipath validates an encap route's Paths. One path is a plain encap
+// route (its weight has nothing to share against); more are a pathList.
+func multipath(what subject, e EncapRoute, fam uint8, caps Capabilities, si *segInterner) (segList, pathList, error) {
+	if len(e.Segments) > 0 {
+		return "", "", fmt.Errorf("%s: both Segments and Paths are set; give one", what)
+	}
+	if len(e.Paths) > maxPaths {
+		return "", "", fmt.Errorf("%s: %d paths, at most %d", what, len(e.Paths), maxPaths)
+	}
+	ps := make([]wpath, len(e.Paths))
+	seen := make(map[segList]int, len(e.Paths))
+	for i, p := range e.Paths {
+		if p.Weight < 1 || p.Weight > maxWeight {
+			return "", "", fmt.Errorf("%s path %d: weight %d outside 1..%d", what, i+1, p.Weight, maxWeight)
+		}
+		pw := what
+		pw.path = i + 1
+		segs, err := segments(pw, p.Segments, si)
+		if err != nil {
+			return "", "", err
+		}
+		if j, dup := seen[segs]; dup {
+			return "", "", fmt.Errorf("%s: paths %d and %d have the same segments [%s]", what, j+1, i+1, segs)
+		}
+		seen[segs] = i
+		ps[i] = wpath{Weight: p.Weight, Segs: segs}
+	}
+	if len(ps) == 1 {
+		return ps[0].Segs, "", nil
+	}
+	if fam == unix.AF_INET6 && !caps.NexthopObjects {
+		// The kernel refuses device-only IPv6 routes through RTA_MULTIPATH.
+		return "", "", fmt.Errorf("%s: an IPv6 multipath encap route needs nexthop objects, which this kernel lacks", what)
+	}
+	si.buf = packPaths(ps, si.buf)
+	return "", pathList(si.internBuf()), nil
 }
 
 func validVRF(v VRF) error {
@@ -440,6 +566,11 @@ func (si *segInterner) intern(segs []netip.Addr) segList {
 		x := a.As16()
 		si.buf = append(si.buf, x[:]...)
 	}
+	return si.internBuf()
+}
+
+// internBuf interns the bytes in si.buf (packed segments or a pathList).
+func (si *segInterner) internBuf() segList {
 	if s, ok := si.m[string(si.buf)]; ok {
 		return s
 	}
@@ -591,7 +722,14 @@ func toDesired(rs routeSet, vrfs []VRF, nm names) Desired {
 				d.LocalSIDs = append(d.LocalSIDs, s)
 			}
 		case kindEncap:
-			e := EncapRoute{Prefix: k.Dst, Segments: v.Segs.addrs(), Dev: nm.ifname(v.Dev), HMACKeyID: v.HMAC}
+			e := EncapRoute{Prefix: k.Dst, Dev: nm.ifname(v.Dev), HMACKeyID: v.HMAC}
+			if v.Paths != "" {
+				for _, p := range v.Paths.paths() {
+					e.Paths = append(e.Paths, EncapPath{Segments: p.Segs.addrs(), Weight: p.Weight})
+				}
+			} else {
+				e.Segments = v.Segs.addrs()
+			}
 			e.Table, e.VRF = tableOf(k.Table)
 			if v.Mode == seg6ModeRed {
 				e.Mode = EncapRed
@@ -638,18 +776,14 @@ func Normalize(d Desired, caps Capabilities, wan string) (Desired, error) {
 	if err != nil {
 		return Desired{}, err
 	}
-	f, err := normFilter(d.SIDFilter, wan)
-	if err != nil {
+	if err := validExtras(d, caps, wan); err != nil {
 		return Desired{}, err
 	}
-	if err := validTunnelSource(d.TunnelSource); err != nil {
-		return Desired{}, err
-	}
-	if err := validHMAC(d.HMAC, d.Encaps, wan); err != nil {
-		return Desired{}, err
-	}
+	f, _ := normFilter(d.SIDFilter, wan)
+	flows, _ := flowKRules(d.FlowRules, caps)
 	out := toDesired(ds.routes, d.VRFs, nm)
 	out.SIDFilter, out.TunnelSource, out.HMAC = f, d.TunnelSource, normHMAC(d.HMAC)
+	out.FlowRules = flowRulesOf(flows)
 	return out, nil
 }
 

@@ -11,9 +11,9 @@ import (
 
 var (
 	allCaps = Capabilities{VRF: true, EndDT4: true, EndDT46: true, EndDT6Table: true,
-		EncapRed: true, NexthopObjects: true, EndB6Encaps: true, EndBPF: true}
+		EncapRed: true, NexthopObjects: true, EndB6Encaps: true, EndBPF: true, RuleDSCP: true}
 	// labCaps is what the probe finds on the lab machines (no VRF).
-	labCaps = Capabilities{EndDT6Table: true, EncapRed: true, NexthopObjects: true, EndB6Encaps: true}
+	labCaps = Capabilities{EndDT6Table: true, EncapRed: true, NexthopObjects: true, EndB6Encaps: true, RuleDSCP: true}
 )
 
 func TestValidate(t *testing.T) {

@@ -16,29 +16,31 @@ import (
 
 // Attribute numbers not in x/sys/unix or easy to confuse.
 const (
-	rtaNHID          = 30 // RTA_NH_ID
-	nhaFDB           = 11 // NHA_FDB
-	seg6IptunnelSRH  = 1  // SEG6_IPTUNNEL_SRH
-	seg6LocalAction  = 1  // SEG6_LOCAL_ACTION
-	seg6LocalSRH     = 2
-	seg6LocalTable   = 3
-	seg6LocalNH4     = 4
-	seg6LocalNH6     = 5
-	seg6LocalBPF     = 8
-	seg6LocalVRFTbl  = 9
-	lwtBPFProgFD     = 1 // LWT_BPF_PROG_FD
-	lwtBPFProgName   = 2
-	ipv6SRCRTType4   = 4 // routing type of the SRH
-	sizeofRtmsg      = unix.SizeofRtMsg
-	sizeofNlmsghdr   = unix.SizeofNlMsghdr
-	sizeofNhmsg      = unix.SizeofNhmsg
-	nlaHdrLen        = 4
-	nlaTypeMask      = ^uint16(unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
-	nlmFAckTLVs      = 0x200 // NLM_F_ACK_TLVS, on error messages
-	nlmsgerrAttrMsg  = unix.NLMSGERR_ATTR_MSG
-	tableCompat      = 252 // RT_TABLE_COMPAT: rtm_table when the id needs RTA_TABLE
-	rtScopeNowhere   = unix.RT_SCOPE_NOWHERE
-	defaultNHIDFirst = 0xc6000000 // first nexthop id we hand out
+	rtaNHID             = 30 // RTA_NH_ID
+	nhaFDB              = 11 // NHA_FDB
+	seg6IptunnelSRH     = 1  // SEG6_IPTUNNEL_SRH
+	seg6LocalAction     = 1  // SEG6_LOCAL_ACTION
+	seg6LocalSRH        = 2
+	seg6LocalTable      = 3
+	seg6LocalNH4        = 4
+	seg6LocalNH6        = 5
+	seg6LocalBPF        = 8
+	seg6LocalVRFTbl     = 9
+	lwtBPFProgFD        = 1 // LWT_BPF_PROG_FD
+	lwtBPFProgName      = 2
+	ipv6SRCRTType4      = 4 // routing type of the SRH
+	sizeofRtmsg         = unix.SizeofRtMsg
+	sizeofNlmsghdr      = unix.SizeofNlMsghdr
+	sizeofNhmsg         = unix.SizeofNhmsg
+	nlaHdrLen           = 4
+	nlaTypeMask         = ^uint16(unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
+	nlmFAckTLVs         = 0x200 // NLM_F_ACK_TLVS, on error messages
+	nlmsgerrAttrMsg     = unix.NLMSGERR_ATTR_MSG
+	tableCompat         = 252 // RT_TABLE_COMPAT: rtm_table when the id needs RTA_TABLE
+	rtScopeNowhere      = unix.RT_SCOPE_NOWHERE
+	defaultNHIDFirst    = 0xc6000000 // first nexthop id we hand out
+	nexthopGrpTypeMpath = 0          // NEXTHOP_GRP_TYPE_MPATH (hash-threshold)
+	sizeofNexthopGrp    = 8
 )
 
 var ne = binary.NativeEndian
@@ -94,6 +96,14 @@ func (w *wbuf) nest(typ uint16) int {
 }
 
 func (w *wbuf) endNest(off int) { ne.PutUint16(w.b[off:], uint16(len(w.b)-off)) }
+
+// open starts an attribute whose body follows (closed by endNest) without
+// the nested flag: RTA_MULTIPATH is an array of rtnexthop, not attributes.
+func (w *wbuf) open(typ uint16) int {
+	off := len(w.b)
+	w.attr(typ, nil)
+	return off
+}
 
 // srh appends an IPv6 segment routing header holding segs (travel order),
 // reversed as the SRH wants them.
@@ -204,13 +214,47 @@ func (w *wbuf) putRoute(seq uint32, k rkey, v rval, nhid uint32, replace bool) {
 		}
 		w.endNest(n)
 	case kindEncap:
-		if nhid != 0 {
+		switch {
+		case nhid != 0:
 			w.u32(rtaNHID, nhid)
-		} else {
+		case v.Paths != "":
+			w.multipath(v)
+		default:
 			w.u32(unix.RTA_OIF, uint32(v.Dev))
 			w.seg6Encap(v.Mode, v.Segs, v.HMAC)
 		}
 	}
+	w.end(off)
+}
+
+// multipath appends an RTA_MULTIPATH with one seg6 encap per path: struct
+// rtnexthop {len, flags, hops = weight-1, ifindex} and its attributes.
+func (w *wbuf) multipath(v rval) {
+	mp := w.open(unix.RTA_MULTIPATH)
+	for _, p := range v.Paths.paths() {
+		nh := len(w.b)
+		w.b = append(w.b, 0, 0, 0, byte(p.Weight-1), 0, 0, 0, 0)
+		ne.PutUint32(w.b[nh+4:], uint32(v.Dev))
+		w.seg6Encap(v.Mode, p.Segs, v.HMAC)
+		ne.PutUint16(w.b[nh:], uint16(len(w.b)-nh))
+	}
+	w.endNest(mp)
+}
+
+// putGroup appends an RTM_NEWNEXTHOP for a multipath group over member
+// objects (struct nexthop_grp: id, weight-1, reserved).
+func (w *wbuf) putGroup(seq, id uint32, members []grpEntry) {
+	off := w.begin(unix.RTM_NEWNEXTHOP, unix.NLM_F_REQUEST|unix.NLM_F_CREATE|unix.NLM_F_EXCL, seq)
+	w.b = append(w.b, unix.AF_UNSPEC, 0, RouteProtocol, 0, 0, 0, 0, 0)
+	w.u32(unix.NHA_ID, id)
+	g := w.open(unix.NHA_GROUP)
+	for _, m := range members {
+		e := len(w.b)
+		w.b = append(w.b, 0, 0, 0, 0, byte(m.Weight-1), 0, 0, 0)
+		ne.PutUint32(w.b[e:], m.ID)
+	}
+	w.endNest(g)
+	w.u16(unix.NHA_GROUP_TYPE, nexthopGrpTypeMpath)
 	w.end(off)
 }
 
@@ -333,8 +377,8 @@ func decodeRoute(b []byte) (kroute, error) {
 	r := kroute{Proto: proto}
 	var dst []byte
 	var encType uint16
-	var enc []byte
-	multipath := false
+	var enc, mp []byte
+	foreign := false // a gateway: not a route the agent makes
 	err := attrs(b[sizeofRtmsg:], func(t uint16, v []byte) error {
 		switch t {
 		case unix.RTA_DST:
@@ -361,8 +405,10 @@ func decodeRoute(b []byte) (kroute, error) {
 			if len(v) >= 4 {
 				r.NHID = ne.Uint32(v)
 			}
-		case unix.RTA_MULTIPATH, unix.RTA_GATEWAY, unix.RTA_VIA:
-			multipath = true
+		case unix.RTA_MULTIPATH:
+			mp = v
+		case unix.RTA_GATEWAY, unix.RTA_VIA:
+			foreign = true
 		}
 		return nil
 	})
@@ -392,14 +438,19 @@ func decodeRoute(b []byte) (kroute, error) {
 	r.Key = rkey{Family: fam, Table: table, Dst: netip.PrefixFrom(addr, dstLen)}
 	r.Val.Kind = kindOther
 	switch {
-	case multipath:
-	case typ == unix.RTN_UNREACHABLE && encType == 0 && r.NHID == 0:
+	case foreign:
+	case typ == unix.RTN_UNREACHABLE && encType == 0 && r.NHID == 0 && mp == nil:
 		r.Val = rval{Kind: kindUnreachable}
 	case typ != unix.RTN_UNICAST:
 	case r.NHID != 0:
 		// The executor resolves the object; the dump also carries a copy
-		// of its encap, which is ignored.
+		// of its encap (or of its group's, in RTA_MULTIPATH), ignored.
 		r.Val = rval{Kind: kindEncap}
+	case mp != nil:
+		// An RTA_MULTIPATH this code cannot read stays kindOther.
+		if v, err := decodeMultipath(mp); err == nil {
+			r.Val = v
+		}
 	case encType == unix.LWTUNNEL_ENCAP_SEG6:
 		// An encap this code cannot read stays kindOther: a route of
 		// ours in that state is replaced, never a reason to stop.
@@ -413,6 +464,66 @@ func decodeRoute(b []byte) (kroute, error) {
 		}
 	}
 	return r, nil
+}
+
+// decodeMultipath reads an inline RTA_MULTIPATH of seg6 encaps that share
+// device, mode and HMAC key: the form the agent writes without nexthop
+// objects.
+func decodeMultipath(b []byte) (rval, error) {
+	v := rval{Kind: kindEncap}
+	var ps []wpath
+	for i := 0; len(b) >= unix.SizeofRtNexthop; i++ {
+		l := int(ne.Uint16(b))
+		if l < unix.SizeofRtNexthop || l > len(b) {
+			return rval{}, fmt.Errorf("rtnexthop length %d: %w", l, errShort)
+		}
+		dev := int(ne.Uint32(b[4:]))
+		var encType uint16
+		var enc []byte
+		var bad error
+		err := attrs(b[unix.SizeofRtNexthop:l], func(t uint16, p []byte) error {
+			switch t {
+			case unix.RTA_ENCAP_TYPE:
+				if len(p) >= 2 {
+					encType = ne.Uint16(p)
+				}
+			case unix.RTA_ENCAP:
+				enc = p
+			default:
+				bad = fmt.Errorf("multipath nexthop %d: attribute %d", i+1, t)
+			}
+			return nil
+		})
+		if err != nil {
+			return rval{}, err
+		}
+		if bad != nil {
+			return rval{}, bad
+		}
+		if encType != unix.LWTUNNEL_ENCAP_SEG6 {
+			return rval{}, fmt.Errorf("multipath nexthop %d: encap type %d, not seg6", i+1, encType)
+		}
+		mode, segs, hmac, err := decodeSeg6(enc)
+		if err != nil {
+			return rval{}, err
+		}
+		if i == 0 {
+			v.Dev, v.Mode, v.HMAC = dev, mode, hmac
+		} else if dev != v.Dev || mode != v.Mode || hmac != v.HMAC {
+			return rval{}, fmt.Errorf("multipath nexthop %d: device, mode or HMAC key differs from the first", i+1)
+		}
+		ps = append(ps, wpath{Weight: uint32(b[3]) + 1, Segs: segs})
+		b = b[min(align4(l), len(b)):]
+	}
+	switch len(ps) {
+	case 0:
+		return rval{}, errors.New("empty RTA_MULTIPATH")
+	case 1:
+		v.Segs = ps[0].Segs
+		return v, nil
+	}
+	v.Paths = pathList(packPaths(ps, nil))
+	return v, nil
 }
 
 // decodeSeg6 reads the body of a seg6 RTA_ENCAP / NHA_ENCAP.
@@ -491,6 +602,18 @@ type knh struct {
 	Proto  uint8
 	Simple bool // a single seg6 encap nexthop the agent could have made
 	Spec   encapSpec
+	// Group lists the members of a multipath group (hash-threshold);
+	// Spec and Simple do not apply to a group.
+	Group []grpEntry
+	// OddGroup: a group the agent would not make (resilient, or weights
+	// beyond one octet); nothing of ours is reused from it.
+	OddGroup bool
+}
+
+// grpEntry is one member of a nexthop group.
+type grpEntry struct {
+	ID     uint32
+	Weight uint32
 }
 
 func decodeNexthop(b []byte) (knh, error) {
@@ -516,7 +639,24 @@ func decodeNexthop(b []byte) (knh, error) {
 			}
 		case unix.NHA_ENCAP:
 			enc = v
-		case unix.NHA_GROUP, unix.NHA_BLACKHOLE, unix.NHA_GATEWAY, nhaFDB:
+		case unix.NHA_GROUP:
+			n.Simple = false
+			if len(v) == 0 || len(v)%sizeofNexthopGrp != 0 {
+				return fmt.Errorf("NHA_GROUP of %d bytes", len(v))
+			}
+			for i := 0; i < len(v); i += sizeofNexthopGrp {
+				// Octet 5 is the weight's high byte on kernels with
+				// 16-bit weights; ours always fit the low one.
+				n.Group = append(n.Group, grpEntry{ID: ne.Uint32(v[i:]), Weight: uint32(v[i+4]) + 1})
+				if v[i+5] != 0 {
+					n.OddGroup = true
+				}
+			}
+		case unix.NHA_GROUP_TYPE:
+			if len(v) < 2 || ne.Uint16(v) != nexthopGrpTypeMpath {
+				n.OddGroup = true
+			}
+		case unix.NHA_BLACKHOLE, unix.NHA_GATEWAY, nhaFDB:
 			n.Simple = false
 		}
 		return nil
@@ -526,6 +666,9 @@ func decodeNexthop(b []byte) (knh, error) {
 	}
 	if n.ID == 0 {
 		return knh{}, errors.New("nexthop without id")
+	}
+	if n.Group != nil {
+		return n, nil
 	}
 	if !n.Simple || encType != unix.LWTUNNEL_ENCAP_SEG6 {
 		n.Simple = false

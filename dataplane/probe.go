@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"unsafe"
 
 	"github.com/vishvananda/netlink"
@@ -16,10 +17,16 @@ import (
 // discard-only prefix 100::/64, with our protocol, and deletes them again.
 
 const (
-	probeVRF   = "s6cpe-probe"
-	probeTable = 0xc6c6
-	probeNHID  = 0xc6ffff00
+	probeVRF      = "s6cpe-probe"
+	probeTable    = 0xc6c6
+	probeNHID     = 0xc6ffff00
+	probeRulePrio = 0xc6c6
 )
+
+// probeRule is the rule the DSCP probe installs: it looks up a table
+// nothing routes in, at a priority after "lookup main", so it is never
+// reached even for the instant it exists.
+var probeRule = krule{Family: unix.AF_INET, Prio: probeRulePrio, Action: frActToTbl, Table: probeTable, DSCP: 46, HasDSCP: true}
 
 func probeSID(n byte) rkey {
 	a := [16]byte{0x01, 0x00, 14: 0xc6, 15: n}
@@ -87,6 +94,7 @@ func (k *Kernel) probe() (Capabilities, []string) {
 	caps.EncapRed = note("seg6 encap.red", k.tryRoute(probeSID(5), rval{Kind: kindEncap, Dev: dev, Mode: seg6ModeRed, Segs: probeSeg}, 0))
 	caps.NexthopObjects = note("nexthop object with seg6 encap", k.probeNexthop(dev))
 	caps.EndBPF = note("End.BPF", k.probeBPF(dev))
+	caps.RuleDSCP = note("rule DSCP selector (FRA_DSCP)", k.probeRuleDSCP())
 	return caps, notes
 }
 
@@ -99,6 +107,25 @@ func (k *Kernel) probeCleanup() {
 	if l, err := k.h.LinkByName(probeVRF); err == nil && l.Type() == "vrf" {
 		_ = k.h.LinkDel(l)
 	}
+	_ = k.try(func(w *wbuf, seq uint32) { w.rule(unix.RTM_DELRULE, unix.NLM_F_REQUEST, seq, probeRule) })
+}
+
+// probeRuleDSCP adds an IPv4 rule with FRA_DSCP and reads it back: a
+// kernel older than 6.12 ignores the attribute it does not know and
+// makes a rule without it.
+func (k *Kernel) probeRuleDSCP() error {
+	if err := k.try(func(w *wbuf, seq uint32) { w.putRule(seq, probeRule) }); err != nil {
+		return err
+	}
+	rules, _, rerr := k.readRules()
+	derr := k.try(func(w *wbuf, seq uint32) { w.rule(unix.RTM_DELRULE, unix.NLM_F_REQUEST, seq, probeRule) })
+	if err := errors.Join(rerr, derr); err != nil {
+		return err
+	}
+	if !slices.Contains(rules, probeRule) {
+		return errors.New("the kernel made the rule without its DSCP selector")
+	}
+	return nil
 }
 
 func (k *Kernel) addProbeVRF() (*netlink.Vrf, error) {

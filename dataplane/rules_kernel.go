@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// readRules dumps the IPv6 rules carrying our protocol, with each rule's
+// readRules dumps the rules (IPv4 and IPv6) carrying our protocol, with each rule's
 // message body by rule: deleting by the body's own attributes removes
 // exactly that rule, never a look-alike that differs in one we do not read.
 func (k *Kernel) readRules() ([]krule, map[krule][][]byte, error) {
@@ -21,7 +21,7 @@ func (k *Kernel) readRules() ([]krule, map[krule][][]byte, error) {
 		}
 		r, proto, err := decodeRule(body)
 		if err != nil {
-			if len(body) > 2 && body[0] == unix.AF_INET6 {
+			if len(body) > 2 && (body[0] == unix.AF_INET6 || body[0] == unix.AF_INET) {
 				k.log.Warn("unreadable rule skipped", zap.Error(err))
 			}
 			return nil

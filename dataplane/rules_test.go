@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/srv6cpe/srv6cpe/srv6"
 )
 
@@ -100,13 +102,22 @@ func FuzzDecodeRule(f *testing.F) {
 		w.putRule(1, r)
 		f.Add(append([]byte(nil), w.b[sizeofNlmsghdr:]...))
 	}
+	flows, err := flowKRules(sampleFlows(), allCaps)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, r := range flows {
+		w.b = w.b[:0]
+		w.putRule(1, r)
+		f.Add(append([]byte(nil), w.b[sizeofNlmsghdr:]...))
+	}
 	f.Add([]byte{10, 200, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, _, err := decodeRule(b)
 		if err != nil {
 			return
 		}
-		if r.Dst.IsValid() && (!r.Dst.Addr().Is6() || r.Dst.Bits() > 128) {
+		if r.Dst.IsValid() && (r.Dst.Addr().Is6() != (r.Family == unix.AF_INET6) || r.Dst.Bits() > r.Dst.Addr().BitLen()) {
 			t.Fatalf("decoded destination %v", r.Dst)
 		}
 		_ = r.String()
