@@ -125,6 +125,7 @@ type Agent struct {
 	model      *srv6Model  // the SRv6 configuration the controller sets (cwmpsrv6.go)
 	monitor    *monitor    // the monitoring tasks (monitor*.go); its own goroutines
 	probes     *pathProbes // latency of the dynamic paths (path_probe.go); its own goroutines
+	policies   *policySide // the SRv6 policies' selectors and probes (policy_run.go); its own lock
 	tsf        *endTSF     // End.TSF stamping of probes to our End.TSF SID (endtsf.go)
 }
 
@@ -218,6 +219,8 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	}
 	a.monitor = newMonitor(a, a.state, a.log.Named("monitor"))
 	a.probes = newPathProbes(a.log.Named("paths"), o.pathProbes)
+	a.policies = newPolicySide(a.log.Named("policy"), a.now, o.pathProbes)
+	a.policies.configure(&a.cfg)
 	a.tsf = newEndTSF(a.log.Named("endtsf"))
 	a.monitor.load(cfg, a.persisted.Address)
 	return a, nil
@@ -268,6 +271,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer func() { cancel(); <-monDone }()
 	probesDone := a.probes.start(wctx)
 	defer func() { cancel(); <-probesDone }()
+	policiesDone := a.policies.start(wctx)
+	defer func() { cancel(); <-policiesDone }()
 	tsfDone := a.tsf.start(wctx)
 	defer func() { cancel(); <-tsfDone }()
 	cwmpDone := a.cwmp.start(wctx, a.cfg)
@@ -333,6 +338,8 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.publish()
 				continue
 			}
+		case <-a.policies.changed:
+			// A policy's choice changed: the routes follow at once.
 		case <-retryC:
 		case <-resync.C:
 			if retryC != nil {
@@ -447,6 +454,7 @@ func (a *Agent) onReload(cfg Config) error {
 	a.cfg = cfg
 	a.cwmp.reconfigure(cfg)
 	a.monitor.reload(cfg)
+	a.policies.configure(&cfg)
 	a.failures = 0
 	if r, ok := a.src.(interface{ Refresh() }); ok {
 		r.Refresh() // a reload also re-reads the WAN state
@@ -465,8 +473,10 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 	pc := a.cur
 	d, err := derive(a.cfg, pc.New)
 	var want dataplane.Desired
+	var notes map[string][]string
+	choices, gen := a.policies.choices()
 	if err == nil {
-		want, err = desiredState(a.cfg, d, a.caps, a.bgp.learned...)
+		want, notes, err = desiredWith(a.cfg, d, a.caps, choices, a.bgp.learned)
 		want.Encaps = a.withStale(want.Encaps)
 	}
 	if err == nil {
@@ -521,6 +531,8 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 	// Advertised only once the kernel holds the SIDs.
 	a.exportBGP(&d, want, pc.Addr)
 	a.probes.follow(want.BSIDs, pc.Addr, want.TunnelSource)
+	a.policies.installed(gen, notes)
+	a.policies.follow(pc.Addr, want.TunnelSource)
 	tsf := a.tsf.follow(a.cfg, pc.New)
 	a.setStatus(func(s *Status) { s.EndTSF = tsf })
 	fields := []zap.Field{zap.Stringer("prefix", pc.New), zap.Stringer("locator", d.Locator), zap.Duration("took", took)}

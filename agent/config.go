@@ -98,6 +98,9 @@ type SRv6Config struct {
 	// EndTSF makes this node the far end of End.TSF loopback probes
 	// (endtsf.go); nil: none.
 	EndTSF *EndTSFConfig `yaml:"end_tsf"`
+	// PolicyTableBase is the first routing table of the policies'
+	// services (policy_validate.go; 0 = DefaultPolicyTableBase).
+	PolicyTableBase int `yaml:"policy_table_base"`
 }
 
 // ServiceConfig is one local service SID.
@@ -355,6 +358,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validatePaths()...)
 	errs = append(errs, c.validateMonitor()...)
 	errs = append(errs, c.validateControl()...)
+	errs = append(errs, c.validatePolicies()...)
 	return errors.Join(errs...)
 }
 

@@ -39,9 +39,17 @@ const (
 	ControlCWMP    = "/v1/cwmp"    // ControlCWMPView
 	ControlSTAMP   = "/v1/stamp"   // ControlSTAMPView
 	ControlPaths   = "/v1/paths"   // ControlFeatureView
-	ControlPolicy  = "/v1/policy"  // ControlFeatureView
+	ControlPolicy  = "/v1/policy"  // ControlPolicyView
 	ControlRefresh = "/v1/refresh" // POST: the prefix source re-reads the WAN state
+	// ControlPolicyRestore is POST ?policy=NAME&service=NAME: the manual
+	// restore of a service (Agent.RestorePolicyService).
+	ControlPolicyRestore = "/v1/policy/restore"
 )
+
+// ControlPolicyView is the SRv6 policies (Agent.PolicyStatus).
+type ControlPolicyView struct {
+	Policies []PolicyStatus `json:"policies"`
+}
 
 // maxSocketPath is sun_path's 108 bytes less the terminating NUL.
 const maxSocketPath = 107
@@ -127,8 +135,8 @@ type ControlCWMPTransfer struct {
 }
 
 // ControlFeatureView answers for a part of the agent whose state the
-// control API does not report yet (STAMP, dynamic paths, the policy
-// selector): Available false and the reason.
+// control API does not report yet (the dynamic paths): Available false
+// and the reason.
 type ControlFeatureView struct {
 	Available bool   `json:"available"`
 	Reason    string `json:"reason,omitempty"`
@@ -372,12 +380,24 @@ func (a *Agent) controlHandler(log *zap.Logger) http.Handler {
 	})
 	get(ControlCWMP, func(*http.Request) (any, error) { return a.controlCWMP() })
 	get(ControlSTAMP, func(*http.Request) (any, error) { return ControlSTAMPView{Tasks: a.MonitorTasks()}, nil })
-	for _, p := range []struct{ path, reason string }{
-		{ControlPaths, "the agent does not report its dynamic paths yet; their binding SIDs are among the routes"},
-		{ControlPolicy, "the agent runs no SRv6 policy selector yet"},
-	} {
-		get(p.path, func(*http.Request) (any, error) { return ControlFeatureView{Reason: p.reason}, nil })
-	}
+	get(ControlPaths, func(*http.Request) (any, error) {
+		return ControlFeatureView{Reason: "the agent does not report its dynamic paths yet; their binding SIDs are among the routes"}, nil
+	})
+	get(ControlPolicy, func(*http.Request) (any, error) { return ControlPolicyView{Policies: a.PolicyStatus()}, nil })
+	mux.HandleFunc("POST "+ControlPolicyRestore, func(w http.ResponseWriter, r *http.Request) {
+		policy, service := r.URL.Query().Get("policy"), r.URL.Query().Get("service")
+		err := a.RestorePolicyService(policy, service)
+		switch {
+		case errors.Is(err, ErrNoPolicy):
+			writeControlJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+			return
+		case err != nil:
+			writeControlJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		log.Info("policy restore requested over the control socket", zap.String("policy", policy), zap.String("service", service))
+		writeControlJSON(w, http.StatusOK, map[string]bool{"restored": true})
+	})
 	mux.HandleFunc("POST "+ControlRefresh, func(w http.ResponseWriter, r *http.Request) {
 		rf, ok := a.src.(interface{ Refresh() })
 		if !ok {

@@ -169,12 +169,15 @@ func TestControlSocketServes(t *testing.T) {
 	if len(sv.Tasks) != 0 {
 		t.Errorf("stamp = %+v, want no tasks", sv)
 	}
-	for _, p := range []string{ControlPaths, ControlPolicy} {
-		var f ControlFeatureView
-		h.do(t, "GET", p, http.StatusOK, &f)
-		if f.Available || !strings.Contains(f.Reason, "the agent") {
-			t.Errorf("%s = %+v", p, f)
-		}
+	var f ControlFeatureView
+	h.do(t, "GET", ControlPaths, http.StatusOK, &f)
+	if f.Available || !strings.Contains(f.Reason, "the agent") {
+		t.Errorf("%s = %+v", ControlPaths, f)
+	}
+	var pv ControlPolicyView
+	h.do(t, "GET", ControlPolicy, http.StatusOK, &pv)
+	if pv.Policies == nil || len(pv.Policies) != 0 {
+		t.Errorf("policy = %+v, want an empty list", pv)
 	}
 	var cw ControlCWMPView
 	h.do(t, "GET", ControlCWMP, http.StatusOK, &cw)

@@ -97,11 +97,19 @@ func (c *Config) vrfTables() map[string]int {
 
 // desiredState is the whole dataplane the agent wants for cfg, the SIDs
 // derived from the current prefix, what the kernel can do and the routes
-// BGP imported (see importedEncaps). It is pure: the same inputs always give
-// the same state (DESIGN.md "Kernel facts").
+// BGP imported (see importedEncaps), with the policies on the choices
+// their selectors start with. It is pure: the same inputs always give the
+// same state (DESIGN.md "Kernel facts").
 func desiredState(cfg Config, d srv6.Derivation, caps dataplane.Capabilities, imported ...bgp.Route) (dataplane.Desired, error) {
+	out, _, err := desiredWith(cfg, d, caps, startChoices(&cfg), imported)
+	return out, err
+}
+
+// desiredWith is desiredState with the policies' services on choices; it
+// also returns why parts of the policies are not installed, by policy name.
+func desiredWith(cfg Config, d srv6.Derivation, caps dataplane.Capabilities, choices policyChoices, imported []bgp.Route) (dataplane.Desired, map[string][]string, error) {
 	if err := checkKernel(cfg, caps); err != nil {
-		return dataplane.Desired{}, err
+		return dataplane.Desired{}, nil, err
 	}
 	vrf := useVRF(caps)
 	tables := cfg.vrfTables()
@@ -121,7 +129,7 @@ func desiredState(cfg Config, d srv6.Derivation, caps dataplane.Capabilities, im
 	for _, sid := range d.SIDs {
 		s := cfg.service(sid.Name)
 		if s.Name == "" {
-			return dataplane.Desired{}, fmt.Errorf("derived SID %s for unknown service %q", sid.SID, sid.Name)
+			return dataplane.Desired{}, nil, fmt.Errorf("derived SID %s for unknown service %q", sid.SID, sid.Name)
 		}
 		l := dataplane.LocalSID{SID: sid.SID, Behavior: sid.Behavior, Dev: dev}
 		switch sid.Behavior {
@@ -154,7 +162,7 @@ func desiredState(cfg Config, d srv6.Derivation, caps dataplane.Capabilities, im
 				l.NH6 = netip.IPv6Unspecified()
 			}
 		default:
-			return dataplane.Desired{}, fmt.Errorf("service %q: behaviour %s cannot be a service SID", s.Name, sid.Behavior)
+			return dataplane.Desired{}, nil, fmt.Errorf("service %q: behaviour %s cannot be a service SID", s.Name, sid.Behavior)
 		}
 		out.LocalSIDs = append(out.LocalSIDs, l)
 	}
@@ -181,13 +189,20 @@ func desiredState(cfg Config, d srv6.Derivation, caps dataplane.Capabilities, im
 	}
 	out.BSIDs = pathBSIDs(&cfg, d, caps)
 	learned, _ := importedEncaps(cfg, d, vrf, imported)
+	steered, notes := policyEncaps(&cfg, caps, choices, learned, imported)
 	learned = steerPaths(&cfg, d, caps, learned, imported)
 	out.Encaps = append(out.Encaps, learned...)
+	out.Encaps = append(out.Encaps, steered...)
+	var flowNotes map[string][]string
+	out.FlowRules, flowNotes = policyFlowRules(&cfg, caps)
+	for name, n := range flowNotes {
+		notes[name] = append(notes[name], n...)
+	}
 	out.SIDFilter, out.TunnelSource = sidFilter(cfg, d, imported)
 	out = withHMAC(cfg, out)
 	// The dataplane's own check, so a reload is refused before any Apply.
 	if err := out.Validate(caps, dev); err != nil {
-		return dataplane.Desired{}, err
+		return dataplane.Desired{}, nil, err
 	}
-	return out, nil
+	return out, notes, nil
 }

@@ -18,54 +18,53 @@ import (
 // pathProbeInterval is the gap between two loopback probes of a path.
 const pathProbeInterval = time.Second
 
-// pathProbes measures the latency of each installed dynamic path
-// (Path.{i}.ActivePathInfo, §8.4): a twamp sender in enhanced loopback mode
-// follows the path's segment list from our WAN address back to it. The
-// path's last SID must decapsulate (End.DX6, or End.DT6 whose table routes
-// our WAN address), as the controller's segment lists ending in the remote
-// service SID do; otherwise no probe returns and the latency is unknown.
-// Paths with the same segment list share one probe.
-type pathProbes struct {
+// loopbackProbes runs one twamp sender per target, each in enhanced
+// loopback mode over its segment list (draft-gandhi-spring-enhanced-srpm):
+// the probe follows the list from our address, the list's last SID
+// decapsulates it and the inner header brings it back to us. A target's
+// key names everything that needs a new session when it changes; a target
+// whose key is already running keeps its session (and the callbacks it
+// was started with). A session that fails is restarted after
+// sessionRestartWait. The dynamic paths' latency (pathProbes) and the SRv6
+// policies' constituent lists (policySide) each run one set.
+type loopbackProbes struct {
 	log        *zap.Logger
-	interval   time.Duration
 	newSession func(twamp.SenderConfig) (twamp.Session, error)
 
 	mu   sync.Mutex
 	ctx  context.Context // start's; nil before and after
 	runs map[string]*probeRun
-	want []pathProbeTarget // what follow last asked for
+	want []probeTarget // what set last asked for
 	wg   sync.WaitGroup
 }
 
-type pathProbeTarget struct {
-	segs  []netip.Addr
-	src   netip.Addr
-	outer netip.Addr // outer source: our tunnel source when the SID filter is on
+// probeTarget is one session: its key and its complete sender config.
+type probeTarget struct {
+	key string
+	cfg twamp.SenderConfig
 }
 
-// probeRun is one loopback session and what it last measured.
+// probeRun is one running session.
 type probeRun struct {
-	src, outer netip.Addr
-	cancel     context.CancelFunc
+	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	rtt     time.Duration
-	replyAt time.Time // when the probe of rtt was sent
-	err     error     // why the session is not running, if it is not
+	mu  sync.Mutex
+	err error // why the session is not running, if it is not
 }
 
-// WithPathProbes replaces the twamp sender that measures the dynamic
-// paths (tests: no raw socket, no packets).
+// WithPathProbes replaces the twamp sender of every loopback probe the
+// agent runs: the dynamic paths' and the SRv6 policies' constituent lists
+// (tests: no raw socket, no packets).
 func WithPathProbes(f func(twamp.SenderConfig) (twamp.Session, error)) Option {
 	return func(o *options) { o.pathProbes = f }
 }
 
-// newPathProbes measures with newSession, or real twamp senders when nil.
-func newPathProbes(log *zap.Logger, newSession func(twamp.SenderConfig) (twamp.Session, error)) *pathProbes {
+// newLoopbackProbes measures with newSession, or real twamp senders when nil.
+func newLoopbackProbes(log *zap.Logger, newSession func(twamp.SenderConfig) (twamp.Session, error)) *loopbackProbes {
 	if newSession == nil {
 		newSession = func(c twamp.SenderConfig) (twamp.Session, error) { return twamp.NewSender(c, log) }
 	}
-	return &pathProbes{log: log, interval: pathProbeInterval, runs: map[string]*probeRun{}, newSession: newSession}
+	return &loopbackProbes{log: log, runs: map[string]*probeRun{}, newSession: newSession}
 }
 
 func segKey(segs []netip.Addr) string {
@@ -77,9 +76,9 @@ func segKey(segs []netip.Addr) string {
 	return b.String()
 }
 
-// start runs the probes follow asks for until ctx ends; done closes once
+// start runs the sessions set asks for until ctx ends; done closes once
 // every session has stopped.
-func (p *pathProbes) start(ctx context.Context) <-chan struct{} {
+func (p *loopbackProbes) start(ctx context.Context) <-chan struct{} {
 	p.mu.Lock()
 	p.ctx = ctx
 	p.reconcileLocked()
@@ -97,38 +96,25 @@ func (p *pathProbes) start(ctx context.Context) <-chan struct{} {
 	return done
 }
 
-// follow probes the segment lists of the installed BSIDs from src (our WAN
-// address): new lists get a session, gone ones lose theirs.
-// outer is the source the probes' outer header carries: the tunnel source
-// of our encap traffic when the SID filter is on (a far CPE with its filter
-// admits only peer locators), else invalid (the probe's own source).
-func (p *pathProbes) follow(bsids []dataplane.LocalSID, src, outer netip.Addr) {
-	var want []pathProbeTarget
-	for _, b := range bsids {
-		if b.Behavior == srv6.EndB6Encaps && len(b.Segments) > 0 {
-			want = append(want, pathProbeTarget{segs: b.Segments, src: src, outer: outer})
-		}
-	}
+// set makes want the running sessions: new keys get a session, gone ones
+// lose theirs.
+func (p *loopbackProbes) set(want []probeTarget) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.want = want
 	p.reconcileLocked()
 }
 
-func (p *pathProbes) reconcileLocked() {
+func (p *loopbackProbes) reconcileLocked() {
 	if p.ctx == nil {
 		return
 	}
-	keep := map[string]bool{}
+	keep := make(map[string]bool, len(p.want))
 	for _, t := range p.want {
-		k := segKey(t.segs)
-		keep[k] = true
-		if r, ok := p.runs[k]; ok && r.src == t.src && r.outer == t.outer {
-			continue
-		} else if ok {
-			r.cancel()
+		keep[t.key] = true
+		if _, ok := p.runs[t.key]; !ok {
+			p.runs[t.key] = p.startRun(t)
 		}
-		p.runs[k] = p.startRun(t)
 	}
 	for k, r := range p.runs {
 		if !keep[k] {
@@ -138,28 +124,10 @@ func (p *pathProbes) reconcileLocked() {
 	}
 }
 
-func (p *pathProbes) startRun(t pathProbeTarget) *probeRun {
+func (p *loopbackProbes) startRun(t probeTarget) *probeRun {
 	ctx, cancel := context.WithCancel(p.ctx)
-	r := &probeRun{src: t.src, outer: t.outer, cancel: cancel}
-	name := "path " + strings.TrimSpace(segKey(t.segs))
-	cfg := twamp.SenderConfig{Name: name, Loopback: true, Src: t.src, OuterSrc: t.outer, Segments: t.segs, Interval: p.interval,
-		Timeout: 2 * p.interval,
-		OnSample: func(s twamp.Sample) {
-			if s.Lost {
-				return
-			}
-			r.mu.Lock()
-			back := r.replyAt.IsZero() || s.Sent.Sub(r.replyAt) > 5*p.interval
-			if s.Sent.After(r.replyAt) {
-				r.rtt, r.replyAt = s.RTT, s.Sent
-			}
-			r.mu.Unlock()
-			if back {
-				p.log.Info("dynamic path answers its latency probe", zap.String("session", name), zap.String("active_path_info", latencyText(s.RTT)))
-			} else {
-				p.log.Debug("dynamic path latency", zap.String("session", name), zap.String("active_path_info", latencyText(s.RTT)))
-			}
-		}}
+	r := &probeRun{cancel: cancel}
+	cfg := t.cfg
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -173,10 +141,10 @@ func (p *pathProbes) startRun(t pathProbeTarget) *probeRun {
 				return
 			}
 			if err == nil {
-				err = fmt.Errorf("probe session %q ended", name)
+				err = fmt.Errorf("probe session %q ended", cfg.Name)
 			}
 			r.setErr(err)
-			p.log.Warn("path latency probe stopped; restarting", zap.String("session", name), zap.Error(err))
+			p.log.Warn("loopback probe stopped; restarting", zap.String("session", cfg.Name), zap.Error(err), zap.Duration("retry_in", sessionRestartWait))
 			select {
 			case <-ctx.Done():
 			case <-time.After(sessionRestartWait):
@@ -192,31 +160,137 @@ func (r *probeRun) setErr(err error) {
 	r.mu.Unlock()
 }
 
+// state says whether the set runs (start was called and ctx lives),
+// whether key has a session, and why that session is not running.
+func (p *loopbackProbes) state(key string) (running, installed bool, err error) {
+	p.mu.Lock()
+	r, ok := p.runs[key]
+	running = p.ctx != nil
+	p.mu.Unlock()
+	if !ok {
+		return running, false, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return running, true, r.err
+}
+
+// pathProbes measures the latency of each installed dynamic path
+// (Path.{i}.ActivePathInfo, §8.4): a loopback session follows the path's
+// segment list from our WAN address back to it. The path's last SID must
+// decapsulate (End.DX6, or End.DT6 whose table routes our WAN address), as
+// the controller's segment lists ending in the remote service SID do;
+// otherwise no probe returns and the latency is unknown. Paths with the
+// same segment list share one probe.
+type pathProbes struct {
+	*loopbackProbes
+	interval time.Duration
+
+	mu    sync.Mutex
+	stats map[string]*pathLatency // by probe key
+}
+
+// pathLatency is what a path's probe last measured.
+type pathLatency struct {
+	mu      sync.Mutex
+	rtt     time.Duration
+	replyAt time.Time // when the probe of rtt was sent
+}
+
+// newPathProbes measures with newSession, or real twamp senders when nil.
+func newPathProbes(log *zap.Logger, newSession func(twamp.SenderConfig) (twamp.Session, error)) *pathProbes {
+	return &pathProbes{loopbackProbes: newLoopbackProbes(log, newSession), interval: pathProbeInterval, stats: map[string]*pathLatency{}}
+}
+
+// pathProbeKey names a path's session: the list and both sources.
+func pathProbeKey(segs []netip.Addr, src, outer netip.Addr) string {
+	return segKey(segs) + "from " + src.String() + " outer " + outer.String()
+}
+
+// follow probes the segment lists of the installed BSIDs from src (our WAN
+// address): new lists get a session, gone ones lose theirs.
+// outer is the source the probes' outer header carries: the tunnel source
+// of our encap traffic when the SID filter is on (a far CPE with its filter
+// admits only peer locators), else invalid (the probe's own source).
+func (p *pathProbes) follow(bsids []dataplane.LocalSID, src, outer netip.Addr) {
+	p.mu.Lock()
+	stats := make(map[string]*pathLatency, len(bsids))
+	var want []probeTarget
+	for _, b := range bsids {
+		if b.Behavior != srv6.EndB6Encaps || len(b.Segments) == 0 {
+			continue
+		}
+		key := pathProbeKey(b.Segments, src, outer)
+		if _, dup := stats[key]; dup {
+			continue
+		}
+		st := p.stats[key]
+		if st == nil {
+			st = &pathLatency{}
+		}
+		stats[key] = st
+		want = append(want, probeTarget{key: key, cfg: p.senderConfig(b.Segments, src, outer, st)})
+	}
+	p.stats = stats
+	p.mu.Unlock()
+	p.set(want)
+}
+
+func (p *pathProbes) senderConfig(segs []netip.Addr, src, outer netip.Addr, st *pathLatency) twamp.SenderConfig {
+	name := "path " + strings.TrimSpace(segKey(segs))
+	return twamp.SenderConfig{Name: name, Loopback: true, Src: src, OuterSrc: outer, Segments: segs, Interval: p.interval,
+		Timeout: 2 * p.interval,
+		OnSample: func(s twamp.Sample) {
+			if s.Lost {
+				return
+			}
+			st.mu.Lock()
+			back := st.replyAt.IsZero() || s.Sent.Sub(st.replyAt) > 5*p.interval
+			if s.Sent.After(st.replyAt) {
+				st.rtt, st.replyAt = s.RTT, s.Sent
+			}
+			st.mu.Unlock()
+			if back {
+				p.log.Info("dynamic path answers its latency probe", zap.String("session", name), zap.String("active_path_info", latencyText(s.RTT)))
+			} else {
+				p.log.Debug("dynamic path latency", zap.String("session", name), zap.String("active_path_info", latencyText(s.RTT)))
+			}
+		}}
+}
+
 // latency is the ActivePathInfo suffix for segs: "latency <ms> ms" with the
 // round trip of the latest probe answered within the last few intervals
 // (milliseconds, three decimals), else "latency unknown: <reason>".
 func (p *pathProbes) latency(segs []netip.Addr) string {
 	p.mu.Lock()
-	r, ok := p.runs[segKey(segs)]
-	running := p.ctx != nil
+	var key string
+	var st *pathLatency
+	prefix := segKey(segs) + "from "
+	for k, s := range p.stats {
+		if strings.HasPrefix(k, prefix) {
+			key, st = k, s
+			break
+		}
+	}
 	p.mu.Unlock()
+	running, installed, err := p.state(key)
 	switch {
 	case !running:
 		return "latency unknown: the agent is not running"
-	case !ok:
+	case st == nil || !installed:
 		return "latency unknown: the path is not installed"
+	case err != nil:
+		return "latency unknown: " + err.Error()
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	switch {
-	case r.err != nil:
-		return "latency unknown: " + r.err.Error()
-	case r.replyAt.IsZero():
+	case st.replyAt.IsZero():
 		return "latency unknown: no probe answered yet"
-	case time.Since(r.replyAt) > 5*p.interval:
-		return fmt.Sprintf("latency unknown: no probe answered since %s", r.replyAt.UTC().Format(time.RFC3339))
+	case time.Since(st.replyAt) > 5*p.interval:
+		return fmt.Sprintf("latency unknown: no probe answered since %s", st.replyAt.UTC().Format(time.RFC3339))
 	}
-	return latencyText(r.rtt)
+	return latencyText(st.rtt)
 }
 
 // latencyText is how ActivePathInfo shows a round trip: milliseconds with

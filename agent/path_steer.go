@@ -110,14 +110,7 @@ func steerPaths(c *Config, d srv6.Derivation, caps dataplane.Capabilities, learn
 	if len(winners) == 0 {
 		return learned
 	}
-	nextHop := make(map[netip.Addr]netip.Addr, len(imported)) // remote SID -> BGP next hop
-	learnedSID := make(map[netip.Addr]bool, len(imported))
-	for _, r := range imported {
-		learnedSID[r.SID] = true
-		if _, ok := nextHop[r.SID]; !ok && r.NextHop.IsValid() {
-			nextHop[r.SID] = r.NextHop.Unmap()
-		}
-	}
+	rs := learnedSIDs(imported)
 	out := slices.Clone(learned)
 	for k := range out {
 		if len(out[k].Segments) != 1 {
@@ -126,21 +119,52 @@ func steerPaths(c *Config, d srv6.Derivation, caps dataplane.Capabilities, learn
 		sid := out[k].Segments[0]
 		best := -1
 		for dst, i := range winners {
-			hit := dst.Bits() == 128 && nextHop[sid] == dst.Addr() || dst.Bits() < 128 && dst.Contains(sid)
-			if hit && (best < 0 || c.Paths.List[i].Priority < c.Paths.List[best].Priority ||
+			if rs.hit(dst, sid) && (best < 0 || c.Paths.List[i].Priority < c.Paths.List[best].Priority ||
 				c.Paths.List[i].Priority == c.Paths.List[best].Priority && i < best) {
 				best = i
 			}
 		}
 		if best >= 0 {
-			segs := []netip.Addr(c.Paths.List[best].Segments)
-			if learnedSID[segs[len(segs)-1]] {
-				segs = segs[:len(segs)-1]
-			}
-			out[k].Segments = append(slices.Clone(segs), sid)
+			out[k].Segments = rs.steer(c.Paths.List[best].Segments, sid)
 		}
 	}
 	return out
+}
+
+// remoteSIDs is what steering needs to know of the learned routes: each
+// remote service SID's BGP next hop.
+type remoteSIDs map[netip.Addr]netip.Addr // remote SID -> BGP next hop (invalid: none)
+
+func learnedSIDs(imported []bgp.Route) remoteSIDs {
+	rs := make(remoteSIDs, len(imported))
+	for _, r := range imported {
+		if nh, ok := rs[r.SID]; !ok || !nh.IsValid() {
+			rs[r.SID] = r.NextHop.Unmap()
+		}
+	}
+	return rs
+}
+
+// hit says whether a route to remote SID sid goes to dst: a /128 is a BGP
+// next hop, a shorter prefix a remote locator the SID lies in.
+func (rs remoteSIDs) hit(dst netip.Prefix, sid netip.Addr) bool {
+	if dst.Bits() == 128 {
+		nh := rs[sid]
+		return nh.IsValid() && nh == dst.Addr()
+	}
+	return dst.Contains(sid)
+}
+
+// steer is the segment list of a route to remote SID sid steered onto
+// path: the path's trailing learned service SID replaced by sid, else sid
+// appended.
+func (rs remoteSIDs) steer(path []netip.Addr, sid netip.Addr) []netip.Addr {
+	if n := len(path); n > 0 {
+		if _, learned := rs[path[n-1]]; learned {
+			path = path[:n-1]
+		}
+	}
+	return append(slices.Clone(path), sid)
 }
 
 // steerStatus is the ConfigStatus and ErrorDetails of path i, whose BSID is

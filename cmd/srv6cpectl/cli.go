@@ -29,7 +29,10 @@ type command struct {
 	// it once fs has parsed the command line.
 	// The runner writes its result to out, and only when it succeeds.
 	flags func(fs *flag.FlagSet) func(out io.Writer) error
-	subs  []*command
+	// args names the positional arguments the leaf takes after its flags
+	// (its runner reads them from fs).
+	args []string
+	subs []*command
 }
 
 // usageError is a malformed command line (exit 2); any other error a command
@@ -84,9 +87,10 @@ var commandTree = &command{
 		},
 		{
 			name:     "policy",
-			summary:  "the SRv6 policy selector's state",
+			summary:  "the SRv6 policies: constituent paths, their measurements, each service's choice",
 			synopsis: "[--json] [--socket PATH]",
-			flags:    daemonCommand(view{path: pathPolicy, human: renderFeature("policy")}),
+			flags:    daemonCommand(view{path: pathPolicy, human: renderPolicy}),
+			subs:     []*command{policyRestoreCommand},
 		},
 		{
 			name:     "cwmp",
@@ -158,8 +162,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return fail(path, usageError{err.Error()})
 	}
-	if fs.NArg() > 0 {
-		return fail(path, usagef("unexpected argument %q", fs.Arg(0)))
+	if n := len(node.args); fs.NArg() > n {
+		return fail(path, usagef("unexpected argument %q", fs.Arg(n)))
+	} else if fs.NArg() < n {
+		return fail(path, usagef("missing argument %s", node.args[fs.NArg()]))
 	}
 	if err := exec(stdout); err != nil {
 		return fail(path, err)

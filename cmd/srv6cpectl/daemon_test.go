@@ -27,7 +27,7 @@ func TestConstantsMatchAgent(t *testing.T) {
 		{defaultSocket, agent.DefaultControlSocket},
 		{pathStatus, agent.ControlStatus}, {pathRoutes, agent.ControlRoutes}, {pathBGP, agent.ControlBGP},
 		{pathCWMP, agent.ControlCWMP}, {pathSTAMP, agent.ControlSTAMP}, {pathPaths, agent.ControlPaths},
-		{pathPolicy, agent.ControlPolicy}, {pathRefresh, agent.ControlRefresh},
+		{pathPolicy, agent.ControlPolicy}, {pathPolicyRestore, agent.ControlPolicyRestore}, {pathRefresh, agent.ControlRefresh},
 	}
 	for _, p := range pairs {
 		if p[0] != p[1] {
@@ -198,9 +198,9 @@ TRANSFER  DIRECTION  FILE TYPE                 STATE      COMMAND KEY  NOT BEFOR
 		},
 		{
 			name:   "feature not reported",
-			render: human(renderFeature("policy")),
-			in:     `{"available":false,"reason":"the agent runs no SRv6 policy selector yet"}`,
-			want:   "policy: the agent runs no SRv6 policy selector yet\n",
+			render: human(renderFeature("paths")),
+			in:     `{"available":false,"reason":"the agent does not report its dynamic paths yet"}`,
+			want:   "paths: the agent does not report its dynamic paths yet\n",
 		},
 		{
 			name:   "stamp tasks",
@@ -368,7 +368,7 @@ remote:
 		{[]string{"cwmp"}, []string{"ACS: none", "no pending events"}},
 		{[]string{"stamp"}, []string{"stamp: no monitoring tasks\n"}},
 		{[]string{"paths"}, []string{"paths: the agent does not report its dynamic paths yet; their binding SIDs are among the routes\n"}},
-		{[]string{"policy"}, []string{"policy: the agent runs no SRv6 policy selector yet\n"}},
+		{[]string{"policy"}, []string{"policy: no SRv6 policies configured\n"}},
 	}
 	for _, c := range checks {
 		out := ctl(c.args...)
