@@ -187,8 +187,17 @@ func (f *Fake) Seed(d Desired) error {
 	if err != nil {
 		return err
 	}
+	filter, err := normFilter(d.SIDFilter, f.wan)
+	if err != nil {
+		return err
+	}
+	flows, err := flowKRules(d.FlowRules, f.caps)
+	if err != nil {
+		return err
+	}
 	f.routes = ds.routes
 	f.vrfs = slices.Clone(d.VRFs)
+	f.rules = append(planRules(filter), flows...)
 	return nil
 }
 

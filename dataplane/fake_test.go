@@ -24,13 +24,14 @@ func TestFakeRecords(t *testing.T) {
 	if got, _ := f.Installed(ctx); !reflect.DeepEqual(got, want) {
 		t.Errorf("Installed:\n got %+v\nwant %+v", got, want)
 	}
-	if f.Applies() != 1 || f.Ops() != 12 || len(f.Routes()) != 12 {
+	// 15 routes and 3 flow rules.
+	if f.Applies() != 1 || f.Ops() != 18 || len(f.Routes()) != 15 {
 		t.Errorf("applies %d ops %d routes %d", f.Applies(), f.Ops(), len(f.Routes()))
 	}
-	if st := f.Status(); !st.VRFLessFallback || st.Routes != 12 || st.LastError != "" {
+	if st := f.Status(); !st.VRFLessFallback || st.Routes != 15 || st.Rules != 3 || st.LastError != "" {
 		t.Errorf("status %+v", st)
 	}
-	if err := f.Apply(ctx, Desired{}); err != nil || len(f.Routes()) != 0 || f.Ops() != 24 {
+	if err := f.Apply(ctx, Desired{}); err != nil || len(f.Routes()) != 0 || f.Ops() != 36 {
 		t.Errorf("Apply(empty): %v, %d routes, %d ops", err, len(f.Routes()), f.Ops())
 	}
 }
@@ -43,26 +44,27 @@ func TestFakeFailNext(t *testing.T) {
 		t.Run(errno.Error(), func(t *testing.T) {
 			f := NewFake(labCaps)
 			d := goldenDesired()
+			d.FlowRules = nil // rules go first; this is about routes
 			f.FailNext(2, errno)
 			err := f.Apply(ctx, d)
 			var ae *ApplyError
 			if !errors.As(err, &ae) || !errors.Is(err, errno) {
 				t.Fatalf("Apply: %v, want an ApplyError wrapping %v", err, errno)
 			}
-			if len(ae.Failed) != 2 || ae.Applied != 10 {
+			if len(ae.Failed) != 2 || ae.Applied != 13 {
 				t.Errorf("failed %d applied %d: %v", len(ae.Failed), ae.Applied, err)
 			}
 			// The first two changes go first: the locator and the first SID.
 			if !strings.Contains(err.Error(), "add route 2001:db8:12ff::/48") || !strings.Contains(err.Error(), "add route 2001:db8:12ff:1::/128") {
 				t.Errorf("error does not name the failed routes: %v", err)
 			}
-			if len(f.Routes()) != 10 || f.Status().LastError == "" {
+			if len(f.Routes()) != 13 || f.Status().LastError == "" {
 				t.Errorf("%d routes held, status %+v", len(f.Routes()), f.Status())
 			}
 			if err := f.Apply(ctx, d); err != nil {
 				t.Fatalf("converging Apply: %v", err)
 			}
-			if len(f.Routes()) != 12 || f.Ops() != 12 || f.Applies() != 2 {
+			if len(f.Routes()) != 15 || f.Ops() != 15 || f.Applies() != 2 {
 				t.Errorf("after converging: %d routes, %d ops, %d applies", len(f.Routes()), f.Ops(), f.Applies())
 			}
 		})
@@ -77,7 +79,7 @@ func TestFakeForeignOnOurKey(t *testing.T) {
 	if !errors.Is(err, unix.EEXIST) || !strings.Contains(err.Error(), "10.9.0.0/16 table 100") {
 		t.Fatalf("Apply: %v", err)
 	}
-	if len(f.Routes()) != 11 {
+	if len(f.Routes()) != 14 {
 		t.Errorf("%d routes, want all but the clashing one", len(f.Routes()))
 	}
 }

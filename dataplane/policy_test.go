@@ -207,7 +207,8 @@ func TestFlowRulesValidate(t *testing.T) {
 		{"bad iif", allCaps, []FlowRule{with(func(r *FlowRule) { r.IIF = "a b" })}, `interface "a b"`},
 		{"no table", allCaps, []FlowRule{with(func(r *FlowRule) { r.Table = 0 })}, "table 0 is reserved"},
 		{"local table", allCaps, []FlowRule{with(func(r *FlowRule) { r.Table = 255 })}, "table 255 is reserved"},
-		{"twice", allCaps, []FlowRule{ok, with(func(r *FlowRule) { r.Dst = mustPrefix("0.0.0.0/0") })}, "flow rule 600 lookup 100: listed twice"},
+		{"twice", allCaps, []FlowRule{ok, with(func(r *FlowRule) { r.Dst = mustPrefix("0.0.0.0/0") })}, "flow rule 600 lookup 100 and flow rule 600 lookup 100 share priority 600"},
+		{"shared priority", allCaps, []FlowRule{ok, with(func(r *FlowRule) { r.FwMark = 1 })}, "flow rule 600 lookup 100 and flow rule 600 fwmark 0x1/0xffffffff lookup 100 share priority 600"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/srv6cpe/srv6cpe/srv6"
 )
 
@@ -55,9 +57,35 @@ func randomDesired(r *rand.Rand) Desired {
 			p = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(r.IntN(6)), 0, 0}), 16)
 		}
 		e := EncapRoute{Prefix: p, Table: []int{0, 100}[r.IntN(2)], Segments: seg(), Mode: EncapMode(r.IntN(2))}
+		if r.IntN(3) == 0 {
+			// A policy's share: distinct segment lists with small
+			// weights, so that draws repeat, and now and then 256.
+			e.Segments = nil
+			for _, j := range r.Perm(len(segPool))[:1+r.IntN(3)] {
+				e.Paths = append(e.Paths, EncapPath{Segments: segPool[j], Weight: []uint32{1, 3, 256}[r.IntN(3)]})
+			}
+		}
 		if k := fakeKey(p, e.Table); !used[k] { // keep invalid draws to the SIDs
 			used[k] = true
 			d.Encaps = append(d.Encaps, e)
+		}
+	}
+	flowPool := []FlowRule{
+		// Rules that take each other's priority from draw to draw: a
+		// changed selector on one priority (the kernel treats selectors
+		// a request leaves out as wildcards).
+		{Priority: 600, Family: unix.AF_INET, Protocol: unix.IPPROTO_UDP, DstPorts: PortRange{Lo: 5000}, DSCP: 46, HasDSCP: true, Table: 100},
+		{Priority: 600, Family: unix.AF_INET, Protocol: unix.IPPROTO_UDP, DstPorts: PortRange{Lo: 5000}, Table: 100},
+		{Priority: 601, Family: unix.AF_INET6, Dst: mustPrefix("2001:db8:99::/48"), DSCP: 10, HasDSCP: true, Table: 100},
+		{Priority: 601, Family: unix.AF_INET6, Dst: mustPrefix("2001:db8:99::/48"), Table: 100},
+		{Priority: 700, Family: unix.AF_INET, FwMark: 7, Table: 101},
+		{Priority: 700, Family: unix.AF_INET, FwMark: 7, FwMask: 0xff, Table: 100},
+	}
+	taken := map[int]bool{}
+	for _, j := range r.Perm(len(flowPool))[:r.IntN(4)] {
+		if f := flowPool[j]; !taken[f.Priority] || r.IntN(8) == 0 { // now and then two on one priority: invalid
+			taken[f.Priority] = true
+			d.FlowRules = append(d.FlowRules, f)
 		}
 	}
 	return d

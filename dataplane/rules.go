@@ -213,6 +213,8 @@ func planRules(f *SIDFilter) []krule {
 // diffRules lists the rules to add (want's order: allows before drops, so
 // a still-valid peer is never dropped) and to delete (drops before allows,
 // so the old locator is never open while its allows go).
+// A rule held twice (rules are added without NLM_F_EXCL, see putRule)
+// loses its surplus copy.
 func diffRules(cur, want []krule) (add, del []krule) {
 	have := make(map[krule]bool, len(cur))
 	for _, r := range cur {
@@ -228,7 +230,9 @@ func diffRules(cur, want []krule) (add, del []krule) {
 	for _, r := range cur {
 		if !keep[r] {
 			del = append(del, r)
+			continue
 		}
+		keep[r] = false // the next copy is surplus
 	}
 	slices.SortStableFunc(del, func(a, b krule) int { return cmp.Compare(b.Prio, a.Prio) })
 	return add, del
@@ -263,9 +267,14 @@ func (r krule) plain() bool {
 		r.Mark == 0 && r.Mask == 0 && !r.HasDSCP && r.TOS == 0
 }
 
-// putRule appends an RTM_NEWRULE for r.
+// putRule appends an RTM_NEWRULE for r. Not NLM_F_EXCL: the kernel's
+// "exists" test treats selectors the request leaves out as wildcards, so
+// "udp dport 5000" would be refused while "udp dport 5000 dscp 46" of
+// ours is in place, and a changed flow rule would be lost when the old
+// one goes. The diff works from a fresh dump, so a copy arises only from
+// a concurrent writer, and diffRules removes it.
 func (w *wbuf) putRule(seq uint32, r krule) {
-	w.rule(unix.RTM_NEWRULE, unix.NLM_F_REQUEST|unix.NLM_F_CREATE|unix.NLM_F_EXCL, seq, r)
+	w.rule(unix.RTM_NEWRULE, unix.NLM_F_REQUEST|unix.NLM_F_CREATE, seq, r)
 }
 
 // rule appends a rule message (RTM_NEWRULE, or RTM_DELRULE for the probe)
@@ -502,8 +511,12 @@ func flowKRules(rules []FlowRule, caps Capabilities) ([]krule, error) {
 	slices.SortFunc(sorted, cmpFlow)
 	out := make([]krule, 0, len(sorted))
 	for i, f := range sorted {
-		if i > 0 && cmpFlow(sorted[i-1], f) == 0 {
-			return nil, fmt.Errorf("%s: listed twice", f)
+		// One rule per priority: the kernel finds a rule to delete by
+		// the selectors the request names, the others are wildcards, so
+		// two rules of ours on one priority could be mistaken for each
+		// other; and their order would be the order they were added in.
+		if i > 0 && sorted[i-1].Priority == f.Priority {
+			return nil, fmt.Errorf("%s and %s share priority %d; give each flow rule its own", sorted[i-1], f, f.Priority)
 		}
 		r := krule{Family: uint8(f.Family), Prio: uint32(f.Priority), Src: f.Src, Dst: f.Dst, Iif: f.IIF,
 			Action: frActToTbl, Table: uint32(f.Table), Proto: f.Protocol, SPort: f.SrcPorts, DPort: f.DstPorts,

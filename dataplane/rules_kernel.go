@@ -82,11 +82,6 @@ func (k *Kernel) addRules(list []krule, ae *ApplyError) {
 	failed, err := k.run(len(list), func(i int, w *wbuf, seq uint32) { w.putRule(seq, list[i]) })
 	for i, r := range list {
 		e, bad := failed[i]
-		if bad && errors.Is(e, unix.EEXIST) {
-			// The kernel compares the protocol too: an identical rule of
-			// ours appeared since the dump, so the goal holds.
-			bad = false
-		}
 		if bad || err != nil {
 			ae.Failed = append(ae.Failed, OpError{Op: "add " + r.String(), Err: errors.Join(e, err)})
 			continue

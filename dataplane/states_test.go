@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/srv6cpe/srv6cpe/srv6"
 )
 
@@ -38,6 +40,17 @@ func goldenDesired() Desired {
 			{Prefix: mustPrefix("10.2.0.0/24"), Segments: addrs("2001:db8:a1::1", "2001:db8:a3::4"), Mode: EncapRed},
 			{Prefix: mustPrefix("10.9.0.0/16"), Table: 100, Segments: addrs("2001:db8:a3::4")},
 			{Prefix: mustPrefix("2001:db8:99::/64"), Segments: addrs("2001:db8:a2::6")},
+			// An SRv6 policy's service table: a 3:1 share over two
+			// segment lists (one group, shared by the IPv6 route), and
+			// a three-way share in the main table.
+			{Prefix: mustPrefix("10.60.0.0/24"), Table: 200, Paths: []EncapPath{{addrs("2001:db8:a2::4"), 3}, {addrs("2001:db8:a1::1", "2001:db8:a3::4"), 1}}},
+			{Prefix: mustPrefix("2001:db8:60::/64"), Table: 200, Paths: []EncapPath{{addrs("2001:db8:a1::1", "2001:db8:a3::4"), 1}, {addrs("2001:db8:a2::4"), 3}}},
+			{Prefix: mustPrefix("10.61.0.0/24"), Paths: []EncapPath{{addrs("2001:db8:a2::4"), 1}, {addrs("2001:db8:a2::6"), 2}, {addrs("2001:db8:a3::4"), 256}}},
+		},
+		FlowRules: []FlowRule{
+			{Priority: 600, Family: unix.AF_INET, Protocol: unix.IPPROTO_UDP, DstPorts: PortRange{Lo: 5000}, DSCP: 46, HasDSCP: true, Table: 200},
+			{Priority: 601, Family: unix.AF_INET6, Dst: mustPrefix("2001:db8:60::/48"), Protocol: unix.IPPROTO_TCP, DstPorts: PortRange{443, 443}, Table: 200},
+			{Priority: 700, Family: unix.AF_INET, Src: mustPrefix("192.168.1.0/24"), FwMark: 0x10, FwMask: 0xf0, Table: 200},
 		},
 	}
 }
@@ -47,7 +60,9 @@ func partialDesired() Desired {
 	d := goldenDesired()
 	d.LocalSIDs = d.LocalSIDs[:2:2]
 	d.LocalSIDs = append(d.LocalSIDs, LocalSID{SID: mustAddr("2001:db8:12ff:6::"), Behavior: srv6.End})
-	d.Encaps = d.Encaps[:2]
+	d.Encaps = append(d.Encaps[:2:2], d.Encaps[5])
+	d.Encaps[2].Paths = d.Encaps[2].Paths[:1] // one path of the share
+	d.FlowRules = d.FlowRules[1:2]
 	d.BSIDs = nil
 	return d
 }
@@ -68,6 +83,13 @@ func staleDesired() Desired {
 			{Prefix: mustPrefix("10.1.0.0/24"), Segments: addrs("2001:db8:a9::4")},
 			{Prefix: mustPrefix("10.2.0.0/24"), Segments: addrs("2001:db8:a1::1", "2001:db8:a3::4")},
 			{Prefix: mustPrefix("10.200.0.0/24"), Table: 100, Segments: addrs("2001:db8:a9::4"), Mode: EncapRed},
+			// The service route on the other choice, and one gone since.
+			{Prefix: mustPrefix("10.60.0.0/24"), Table: 200, Paths: []EncapPath{{addrs("2001:db8:a2::4"), 1}, {addrs("2001:db8:a9::4"), 1}}},
+			{Prefix: mustPrefix("10.62.0.0/24"), Table: 200, Paths: []EncapPath{{addrs("2001:db8:a9::4"), 1}, {addrs("2001:db8:a9::6"), 1}}},
+		},
+		FlowRules: []FlowRule{
+			{Priority: 600, Family: unix.AF_INET, Protocol: unix.IPPROTO_UDP, DstPorts: PortRange{Lo: 5000}, DSCP: 34, HasDSCP: true, Table: 200},
+			{Priority: 650, Family: unix.AF_INET6, Protocol: unix.IPPROTO_UDP, Table: 201},
 		},
 	}
 }
@@ -82,10 +104,28 @@ func ourRoutes(t *testing.T, n *testNS) string {
 	return nhidRE.ReplaceAllString(out, "nhid N ")
 }
 
+// ourRuleLines is iproute2's view of our rules, both families.
+func ourRuleLines(t *testing.T, n *testNS) string {
+	t.Helper()
+	var b strings.Builder
+	for _, l := range strings.Split(n.ip(t, "-4 rule show")+n.ip(t, "-6 rule show"), "\n") {
+		if strings.HasSuffix(l, " proto 198") {
+			b.WriteString(strings.Join(strings.Fields(l), " ") + "\n")
+		}
+	}
+	return b.String()
+}
+
 func foreignRoutes(t *testing.T, n *testNS) string {
 	t.Helper()
+	var rules strings.Builder
+	for _, l := range strings.Split(n.ip(t, "-4 rule show")+n.ip(t, "-6 rule show"), "\n") {
+		if strings.HasSuffix(l, " proto static") {
+			rules.WriteString(l + "\n")
+		}
+	}
 	return n.ip(t, "-4 route show table all proto static") + n.ip(t, "-6 route show table all proto static") +
-		nexthops(t, n, "static")
+		nexthops(t, n, "static") + rules.String()
 }
 
 // nexthops lists the nexthop objects of one protocol (iproute2 6.1
@@ -117,6 +157,8 @@ func TestKernelStates(t *testing.T) {
 		"-4 route add 10.9.0.0/16 table 100 proto static dev wan0 metric 10",
 		"nexthop add id 4242 encap seg6 mode encap segs 2001:db8:f::1 dev wan0 proto static",
 		"-4 route add 10.250.0.0/24 nhid 4242 proto static",
+		// A foreign rule with one of our flow rules' selectors.
+		"-4 rule add pref 600 ipproto udp dport 5000 lookup 200 protocol static",
 	}
 	stale := []string{
 		// Ours, but nothing Apply would make: a plain route, an odd metric,
@@ -124,6 +166,11 @@ func TestKernelStates(t *testing.T) {
 		"-4 route add 10.251.0.0/24 proto 198 dev wan0",
 		"-6 route add 2001:db8:12ff:1::/128 proto 198 metric 2000 encap seg6local action End dev wan0",
 		"nexthop add id 77 encap seg6 mode encap segs 2001:db8:a2::4 dev wan0 proto 198",
+		// A group of ours over a foreign object, and a rule of ours
+		// with a selector we never set.
+		"-6 nexthop add id 78 encap seg6 mode encap segs 2001:db8:a9::9 dev wan0 proto static",
+		"nexthop add id 79 group 77/78 proto 198",
+		"-4 rule add pref 600 ipproto udp dport 5000 uidrange 1-2 lookup 200 protocol 198",
 	}
 	states := []struct {
 		name    string
@@ -167,7 +214,7 @@ func TestKernelStates(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("Installed:\n got %+v\nwant %+v", got, want)
 			}
-			routes := ourRoutes(t, n)
+			routes := ourRoutes(t, n) + ourRuleLines(t, n)
 			checkGolden(t, "states.golden", routes)
 			if first == "" {
 				first = routes
@@ -177,16 +224,17 @@ func TestKernelStates(t *testing.T) {
 			if after := foreignRoutes(t, n); after != before {
 				t.Errorf("foreign routes changed:\nbefore\n%s\nafter\n%s", before, after)
 			}
-			if s.foreign && !strings.Contains(before, "10.250.0.0/24 nhid 4242") {
+			if s.foreign && (!strings.Contains(before, "10.250.0.0/24 nhid 4242") || !strings.Contains(before, "dport 5000 lookup 200 proto static")) {
 				t.Errorf("foreign set-up missing: %s", before)
 			}
-			// Exactly one nexthop object of ours per distinct encap.
-			if nh := strings.Count(nexthops(t, n, "198"), "id "); nh != 4 {
-				t.Errorf("%d nexthop objects of ours, want 4:\n%s", nh, n.ip(t, "nexthop show"))
+			// Exactly one nexthop object of ours per distinct encap
+			// (five), one group per distinct weighted set (two).
+			if o, g := ourNexthops(t, n); o != 5 || g != 2 {
+				t.Errorf("%d nexthop objects and %d groups of ours, want 5 and 2:\n%s", o, g, n.ip(t, "nexthop show"))
 			}
-			// Level-triggered: a second Apply changes nothing.
-			if err := k.Apply(ctx, d); err != nil || ourRoutes(t, n) != routes {
-				t.Errorf("re-Apply: %v, routes changed", err)
+			// Level-triggered: a second Apply sends nothing.
+			if w := applyCounting(t, k, d); w != 0 || ourRoutes(t, n)+ourRuleLines(t, n) != routes {
+				t.Errorf("re-Apply sent %d requests, or routes changed", w)
 			}
 		})
 	}
