@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // vpnEncaps is n IPv4 VPN routes 10.x.y.0/24, spread over `remotes`
@@ -111,7 +114,7 @@ func BenchmarkEncap10kVsIPBatch(b *testing.B) {
 	b.ReportMetric(float64(ipFailed)/float64(b.N), "ipbatch-failed/op")
 }
 
-func median(d []time.Duration) time.Duration {
+func median[T cmp.Ordered](d []T) T {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[len(s)/2]
@@ -132,5 +135,59 @@ func BenchmarkApplyNoChange(b *testing.B) {
 		if err := k.Apply(ctx, d); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkPolicySwitch times one SRv6 policy switch: an Apply that moves
+// the N routes of one service table from a 3:1 share over two segment
+// lists to 1:3 (a new nexthop group, N route replaces, the old group
+// deleted). The anchor, measured in the same run, is the no-op Apply of
+// the same state (read, diff, nothing sent); ratio is median(switch) /
+// median(no-op).
+func BenchmarkPolicySwitch(b *testing.B) {
+	for _, routes := range []int{1, 100} {
+		b.Run(fmt.Sprintf("routes=%d", routes), func(b *testing.B) {
+			n := newTestNS(b)
+			k := openKernel(b, n)
+			ctx := context.Background()
+			p1, p2 := addrs("2001:db8:a1::1", "2001:db8:a3::4"), addrs("2001:db8:a2::4")
+			choice := func(i int) Desired {
+				w1, w2 := uint32(3), uint32(1)
+				if i%2 == 1 {
+					w1, w2 = 1, 3
+				}
+				d := Desired{FlowRules: []FlowRule{{Priority: 600, Family: unix.AF_INET, Protocol: unix.IPPROTO_UDP, DstPorts: PortRange{Lo: 5000}, Table: 100}}}
+				for r := 0; r < routes; r++ {
+					d.Encaps = append(d.Encaps, EncapRoute{
+						Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 60, byte(r), 0}), 24), Table: 100,
+						Paths: []EncapPath{{p1, w1}, {p2, w2}},
+					})
+				}
+				return d
+			}
+			if err := k.Apply(ctx, choice(0)); err != nil {
+				b.Fatal(err)
+			}
+			var sw, noop []time.Duration
+			b.ResetTimer()
+			for i := 1; i <= b.N; i++ {
+				d := choice(i)
+				t0 := time.Now()
+				if err := k.Apply(ctx, d); err != nil {
+					b.Fatal(err)
+				}
+				sw = append(sw, time.Since(t0))
+				b.StopTimer()
+				t0 = time.Now()
+				if err := k.Apply(ctx, d); err != nil {
+					b.Fatal(err)
+				}
+				noop = append(noop, time.Since(t0))
+				b.StartTimer()
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(median(noop).Nanoseconds()), "noop-ns/op")
+			b.ReportMetric(float64(median(sw))/float64(median(noop)), "ratio")
+		})
 	}
 }

@@ -27,20 +27,10 @@ import (
 // groups, or RTA_MULTIPATH without nexthop objects), flow rules, and the
 // switch of a service's route under traffic.
 
-// checkInstalled asserts that the kernel holds Normalize(d).
+// checkInstalled asserts that the kernel holds Normalize(d) (WAN wan0).
 func checkInstalled(t *testing.T, k *Kernel, d Desired) {
 	t.Helper()
-	got, err := k.Installed(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := Normalize(d, k.Capabilities(), "wan0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("installed\n %+v\nwant\n %+v", got, want)
-	}
+	checkInstalledDev(t, k, d, "wan0")
 }
 
 // applyCounting applies d and returns how many netlink change requests it sent.
@@ -241,22 +231,32 @@ func (l *policyLab) tx(t *testing.T) (uint64, uint64) {
 	return out[0], out[1]
 }
 
-// sendUDP sends one datagram to each destination from a socket in A with
-// this TOS byte, and returns how many sends failed.
+// sendUDP sends one datagram to each destination (all of one family)
+// from a socket in A with this TOS / traffic class byte, and returns how
+// many sends failed.
 func (l *policyLab) sendUDP(t *testing.T, tos int, dsts []netip.AddrPort) int {
 	t.Helper()
 	failed := 0
+	v6 := dsts[0].Addr().Is6()
 	err := netnstest.Do(l.a.name, func() error {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		fam, level, opt := unix.AF_INET, unix.IPPROTO_IP, unix.IP_TOS
+		if v6 {
+			fam, level, opt = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_TCLASS
+		}
+		fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return err
 		}
 		defer unix.Close(fd)
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TOS, tos); err != nil {
+		if err := unix.SetsockoptInt(fd, level, opt, tos); err != nil {
 			return err
 		}
 		for _, d := range dsts {
-			if unix.Sendto(fd, []byte("policy"), 0, &unix.SockaddrInet4{Addr: d.Addr().As4(), Port: int(d.Port())}) != nil {
+			var sa unix.Sockaddr = &unix.SockaddrInet6{Addr: d.Addr().As16(), Port: int(d.Port())}
+			if !v6 {
+				sa = &unix.SockaddrInet4{Addr: d.Addr().As4(), Port: int(d.Port())}
+			}
+			if unix.Sendto(fd, []byte("policy"), 0, sa) != nil {
 				failed++
 			}
 		}
@@ -296,6 +296,7 @@ func TestKernelMultipathTraffic(t *testing.T) {
 	}
 }
 
+// checkInstalledDev asserts that the kernel holds Normalize(d) with this WAN.
 func checkInstalledDev(t *testing.T, k *Kernel, d Desired, wan string) {
 	t.Helper()
 	got, err := k.Installed(context.Background())
@@ -312,23 +313,47 @@ func checkInstalledDev(t *testing.T, k *Kernel, d Desired, wan string) {
 }
 
 // (b) A flow rule (UDP, port 5000, DSCP 46) sends matching datagrams into
-// the service table (path 1) and the rest to the main table (path 2).
+// the service table (path 1) and the rest to the main table (path 2):
+// IPv4 with FRA_DSCP, IPv6 with FRA_DSCP and with the tos-field fallback.
 func TestKernelFlowRuleTraffic(t *testing.T) {
 	l := newPolicyLab(t)
-	if !l.k.Capabilities().RuleDSCP {
-		t.Skip("kernel without FRA_DSCP (Linux < 6.12): IPv4 DSCP rules are refused")
+	probed := l.k.Capabilities().RuleDSCP
+	for _, c := range []struct {
+		name    string
+		family  int
+		prefix  string
+		viaAttr bool
+	}{
+		{"IPv4 FRA_DSCP", unix.AF_INET, "10.60.0.0/24", true},
+		{"IPv6 FRA_DSCP", unix.AF_INET6, "2001:db8:60::/64", true},
+		{"IPv6 tos field", unix.AF_INET6, "2001:db8:60::/64", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.viaAttr && !probed {
+				t.Skip("kernel without FRA_DSCP (Linux < 6.12)")
+			}
+			l.k.status.Capabilities.RuleDSCP = c.viaAttr
+			defer func() { l.k.status.Capabilities.RuleDSCP = probed }()
+			d := Desired{
+				Encaps: []EncapRoute{
+					{Prefix: mustPrefix(c.prefix), Table: 100, Dev: "a1", Segments: l.p1},
+					{Prefix: mustPrefix(c.prefix), Dev: "a1", Segments: l.p2},
+				},
+				FlowRules: []FlowRule{{Priority: 600, Family: c.family, Protocol: unix.IPPROTO_UDP, DstPorts: PortRange{Lo: 5000}, DSCP: 46, HasDSCP: true, Table: 100}},
+			}
+			if err := l.k.Apply(context.Background(), d); err != nil {
+				t.Fatal(err)
+			}
+			checkInstalledDev(t, l.k, d, "a1")
+			flowTraffic(t, l, mustPrefix(c.prefix).Addr())
+		})
 	}
-	d := Desired{
-		Encaps: []EncapRoute{
-			{Prefix: mustPrefix("10.60.0.0/24"), Table: 100, Dev: "a1", Segments: l.p1},
-			{Prefix: mustPrefix("10.60.0.0/24"), Dev: "a1", Segments: l.p2},
-		},
-		FlowRules: []FlowRule{{Priority: 600, Family: unix.AF_INET, Protocol: unix.IPPROTO_UDP, DstPorts: PortRange{Lo: 5000}, DSCP: 46, HasDSCP: true, Table: 100}},
-	}
-	if err := l.k.Apply(context.Background(), d); err != nil {
-		t.Fatal(err)
-	}
-	checkInstalledDev(t, l.k, d, "a1")
+}
+
+// flowTraffic sends 50 datagrams of each kind to addresses after base and
+// checks which path they leave on.
+func flowTraffic(t *testing.T, l *policyLab, base netip.Addr) {
+	t.Helper()
 	const each = 50
 	cases := []struct {
 		name string
@@ -344,8 +369,10 @@ func TestKernelFlowRuleTraffic(t *testing.T) {
 	}
 	for _, c := range cases {
 		dsts := make([]netip.AddrPort, each)
+		a := base.Next()
 		for i := range dsts {
-			dsts[i] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 60, 0, byte(2 + i)}), c.port)
+			a = a.Next()
+			dsts[i] = netip.AddrPortFrom(a, c.port)
 		}
 		tx1, tx2 := l.tx(t)
 		if f := l.sendUDP(t, c.tos, dsts); f != 0 {
@@ -632,7 +659,7 @@ func TestKernelPolicySwitch(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 		g = runtime.NumGoroutine()
 	}
-	f, z := median(durs(first)), median(durs(last))
+	f, z := median(first), median(last)
 	t.Logf("goroutines %d before, %d after; heap after GC: median %d KiB over switches 1-100, %d KiB over %d-%d",
 		goroutines, g, f/1024, z/1024, switches-99, switches)
 	if g > goroutines {
@@ -641,13 +668,4 @@ func TestKernelPolicySwitch(t *testing.T) {
 	if z > f+f/4+512<<10 {
 		t.Errorf("heap grew: median %d bytes over the first 100 switches, %d over the last 100", f, z)
 	}
-}
-
-// durs lets median() sort byte counts too.
-func durs(v []uint64) []time.Duration {
-	out := make([]time.Duration, len(v))
-	for i, x := range v {
-		out[i] = time.Duration(x)
-	}
-	return out
 }
