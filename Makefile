@@ -5,7 +5,9 @@ GO       ?= go
 BIN      ?= bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/srv6cpe/srv6cpe/board.Version=$(VERSION)
-GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
+# scripts/buildtags says why each tag is there (binary size).
+TAGS     := $(shell sed -e '/^[#]/d' scripts/buildtags)
+GOFLAGS_BUILD := -tags '$(TAGS)' -trimpath -ldflags '$(LDFLAGS)'
 FUZZTIME ?= 20s
 CROSS    := linux/arm64 linux/arm/7 linux/mipsle linux/amd64
 

@@ -32,8 +32,9 @@ bench -bench 'BenchmarkReflect' -benchmem ./twamp/
 section "footprint: stripped static arm64 daemon (goal <= 16 MiB); idle and 10k-route RSS are printed by the end-to-end BGP benchmark above (goals <= 20 MB, <= 40 MB)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+tags=$(sed -e '/^[#]/d' scripts/buildtags)
 for t in arm64 amd64; do
-	CGO_ENABLED=0 GOOS=linux GOARCH=$t go build -trimpath -ldflags '-s -w' -o "$tmp/srv6cpe-$t" ./cmd/srv6cpe
+	CGO_ENABLED=0 GOOS=linux GOARCH=$t go build -tags "$tags" -trimpath -ldflags '-s -w' -o "$tmp/srv6cpe-$t" ./cmd/srv6cpe
 	size=$(stat -c %s "$tmp/srv6cpe-$t")
 	awk -v t="$t" -v s="$size" 'BEGIN { printf "srv6cpe linux/%s: %d bytes = %.2f MiB (%.2f of the 16 MiB goal)\n", t, s, s/1048576, s/16777216 }'
 done

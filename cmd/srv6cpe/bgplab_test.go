@@ -390,13 +390,31 @@ func buildBin(tb testing.TB, dir string) string {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
 	bin := filepath.Join(dir, "srv6cpe")
-	// As make build does: a stripped binary also keeps fewer pages resident.
-	cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, ".")
+	// As make build does: a stripped binary with the shipping tags, which
+	// also keeps fewer pages resident.
+	cmd := exec.Command(goBin, "build", "-tags", shippingTags(tb), "-trimpath", "-ldflags", "-s -w", "-o", bin, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// shippingTags reads the build tags of the shipped binaries from
+// scripts/buildtags.
+func shippingTags(tb testing.TB) string {
+	tb.Helper()
+	b, err := os.ReadFile("../../scripts/buildtags")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var tags []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			tags = append(tags, line)
+		}
+	}
+	return strings.Join(tags, ",")
 }
 
 // srv6Packet is what the capture says about one SRv6-encapsulated packet.
