@@ -2,8 +2,12 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -11,9 +15,11 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 	"golang.org/x/sys/unix"
 
 	"github.com/srv6cpe/srv6cpe/bgp"
+	"github.com/srv6cpe/srv6cpe/board"
 	"github.com/srv6cpe/srv6cpe/dataplane"
 	"github.com/srv6cpe/srv6cpe/srv6"
 	"github.com/srv6cpe/srv6cpe/twamp"
@@ -526,5 +532,194 @@ func TestPolicyNeverAnswers(t *testing.T) {
 	waitTables(t, h, "path1 never answered", map[int][]netip.Addr{3000: path2, 3001: path2})
 	if l := h.agent.PolicyStatus()[0].Constituents[0].Lists[0]; l.State != "down" {
 		t.Errorf("path1 %+v, want down", l)
+	}
+}
+
+// TestPolicySwitchLoop forces 1,000 switches of crm through the agent onto
+// the validating dataplane Fake: every switch reaches the routes, and the
+// loop leaves no route, goroutine or heap behind.
+func TestPolicySwitchLoop(t *testing.T) {
+	const switches = 1000
+	before := runtime.NumGoroutine()
+	dp := dataplane.NewFake(noVRF)
+	h, _ := startPolicyAgent(t, policyDoc("0s"), dp)
+	crmRoute := func(segs []netip.Addr) string {
+		return fmt.Sprintf("192.168.2.0/24 encap seg6 mode encap segs [ %s ] dev wan0 table 3001",
+			strings.Trim(fmt.Sprint(steered(segs, "2001:db8:2205:4::")), "[]"))
+	}
+	wait := func(i int, want string) int {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			routes := dp.Routes()
+			if slices.Contains(routes, want) {
+				return len(routes)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("switch %d: no route %q in %q", i, want, routes)
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	bw := func(v srv6.Bandwidth) {
+		if err := h.agent.ObservePolicyBandwidth("sr-policy", 20, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.agent.ObservePolicyBandwidth("sr-policy", 10, 80e6); err != nil {
+		t.Fatal(err)
+	}
+	bw(80e6)
+	nroutes := wait(-1, crmRoute(path2))
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	var heapAt100 uint64
+	var running int
+	for i := range switches {
+		want := crmRoute(path2)
+		if i%2 == 0 { // under 50M: crm overflows to path1, and comes back at once (no wait-to-restore)
+			bw(40e6)
+			want = crmRoute(path1)
+		} else {
+			bw(80e6)
+		}
+		if n := wait(i, want); n != nroutes {
+			t.Fatalf("switch %d: %d routes, want %d", i, n, nroutes)
+		}
+		if i == 100 {
+			heapAt100, running = heap(), runtime.NumGoroutine()
+		}
+	}
+	heapEnd := heap()
+	t.Logf("heap after 100 switches %d B, after %d %d B; goroutines %d then %d", heapAt100, switches, heapEnd, running, runtime.NumGoroutine())
+	if heapEnd > heapAt100+1<<20 {
+		t.Errorf("heap grew from %d to %d bytes over %d switches", heapAt100, heapEnd, switches-100)
+	}
+	if n := len(h.agent.PolicyStatus()[0].Events); n != policyEventRing {
+		t.Errorf("%d events kept, want the last %d", n, policyEventRing)
+	}
+	if n := runtime.NumGoroutine(); n > running+2 {
+		t.Errorf("%d goroutines after the loop, %d after 100 switches", n, running)
+	}
+	h.stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after the agent stopped, %d before it started", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestPolicyControl: /v1/policy answers the status, /v1/policy/restore
+// restores, and names what it does not know with 404.
+func TestPolicyControl(t *testing.T) {
+	st, err := board.OpenStateDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag, err := New(mustConfig(t, policyDoc("60s")), WithLogger(zaptest.NewLogger(t)), WithStateDir(st), WithDataplane(newFakeDataplane(noVRF)),
+		WithBGP(func(bgp.Config, *zap.Logger) (bgp.Service, error) { return bgp.NewFake(), nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hd := ag.controlHandler(zaptest.NewLogger(t))
+	do := func(method, target string, want int) []byte {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		hd.ServeHTTP(rec, httptest.NewRequest(method, target, nil))
+		if rec.Code != want {
+			t.Fatalf("%s %s: %d %s, want %d", method, target, rec.Code, rec.Body, want)
+		}
+		return rec.Body.Bytes()
+	}
+	var v ControlPolicyView
+	if err := json.Unmarshal(do("GET", ControlPolicy, http.StatusOK), &v); err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Policies) != 1 || len(v.Policies[0].Services) != 2 || v.Policies[0].Services[1].Table != 3001 ||
+		v.Policies[0].VPN != "vpn4" || v.Policies[0].ProbeInterval != 10*time.Millisecond || v.Policies[0].Constituents[1].Lists[0].State != "unknown" {
+		t.Errorf("policy view %+v", v)
+	}
+	do("POST", ControlPolicyRestore+"?policy=sr-policy&service=crm", http.StatusOK)
+	if b := do("POST", ControlPolicyRestore+"?policy=sr-policy&service=voice", http.StatusNotFound); !strings.Contains(string(b), `service \"voice\"`) {
+		t.Errorf("restore of an unknown service: %s", b)
+	}
+}
+
+// TestPolicyDesiredMultipath: a share of two constituents is one weighted
+// multipath route the dataplane accepts.
+func TestPolicyDesiredMultipath(t *testing.T) {
+	doc := strings.Replace(policyDoc("60s"), "    services:\n", `      - {name: share, priorities: [{priority: 1, color: 10, weight: 3}, {priority: 1, color: 20, weight: 1}], default: 10}
+    services:
+      - {name: bulk, selector: share}
+`, 1)
+	cfg := mustConfig(t, doc)
+	d, err := derive(cfg, p("2001:db8:1200::/40"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := withVRF
+	caps.NexthopObjects = true
+	got, err := desiredState(cfg, d, caps, policyRoutes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bulk []string
+	for _, e := range got.Encaps {
+		if e.Table == 3000 { // bulk is the first service now
+			bulk = append(bulk, fmt.Sprintf("%s %v", e.Prefix, e.Paths))
+		}
+	}
+	want := []string{
+		fmt.Sprintf("192.168.2.0/24 [{%v 3} {%v 1}]", steered(path1, "2001:db8:2205:4::"), steered(path2, "2001:db8:2205:4::")),
+		fmt.Sprintf("2001:db8:2201::/64 [{%v 3} {%v 1}]", path1, path2),
+	}
+	if !slices.Equal(bulk, want) {
+		t.Errorf("bulk routes %q, want %q", bulk, want)
+	}
+}
+
+// TestPolicyReload: a reload that leaves a policy alone keeps its
+// selector; one that changes it hands the new selector the measurements,
+// so services stay where they are.
+func TestPolicyReload(t *testing.T) {
+	h, pp := startPolicyAgent(t, policyDoc("60s"), nil)
+	for _, color := range []uint32{10, 20} {
+		if err := h.agent.ObservePolicyBandwidth("sr-policy", color, 80e6); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pp.up(t, 10, 20*time.Millisecond)
+	pp.up(t, 20, 30*time.Millisecond)
+	pp.down(t, 10)
+	waitTables(t, h, "path1 down", map[int][]netip.Addr{3000: path2, 3001: path2})
+	events := len(h.agent.PolicyStatus()[0].Events)
+
+	if err := h.agent.Reload(mustConfig(t, policyDoc("60s"))); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.agent.PolicyStatus()[0].Events); n != events {
+		t.Errorf("%d events after an unchanged reload, want %d", n, events)
+	}
+	if err := h.agent.Reload(mustConfig(t, policyDoc("30s"))); err != nil {
+		t.Fatal(err)
+	}
+	waitTables(t, h, "changed policy", map[int][]netip.Addr{3000: path2, 3001: path2})
+	st := h.agent.PolicyStatus()[0]
+	if s := st.Services[0]; !slices.Equal(s.Colors, []uint32{20}) || s.Fallback {
+		t.Errorf("conference after the reload: %+v", s)
+	}
+	if l := st.Constituents[0].Lists[0]; l.State != "down" || l.Bandwidth != 80e6 {
+		t.Errorf("path1 after the reload: %+v", l)
+	}
+	// The probes of unchanged lists keep running.
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	if n := pp.runs["policy sr-policy color 10 list 1"]; n != 1 {
+		t.Errorf("path1's probe started %d times", n)
 	}
 }
