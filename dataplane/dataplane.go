@@ -55,7 +55,21 @@ type EncapRoute struct {
 	HMACKeyID uint32
 	// Paths, when set instead of Segments, make the route a weighted
 	// multipath route with one seg6 encap per path (an SRv6 policy's load
-	// share). Mode, Dev and HMACKeyID apply to every path.
+	// share; flows are spread by the kernel's multipath hash). Mode, Dev
+	// and HMACKeyID apply to every path: each encapsulated packet leaves
+	// where its first segment routes, so paths through different next
+	// hops share one Dev. At most 32 paths, each with distinct segments.
+	// The order of paths does not matter: Installed and Normalize list
+	// them sorted by segments. One path is a plain route (Installed
+	// reports it under Segments; its weight is meaningless).
+	//
+	// With nexthop objects (Capabilities.NexthopObjects) the route uses a
+	// nexthop group over the per-path seg6 objects; routes with equal
+	// weighted sets share the group. Without, an IPv4 route carries an
+	// RTA_MULTIPATH with one encap per nexthop; IPv6 multipath needs
+	// nexthop objects (the kernel refuses device-only IPv6 multipath) and
+	// is rejected by validation. Either way a change of paths or weights
+	// is one atomic route replace: the prefix always has a route.
 	Paths []EncapPath
 }
 
@@ -69,17 +83,31 @@ type EncapPath struct {
 
 // FlowRule is a policy routing rule that classifies flows into a table
 // (an SRv6 policy service's table). Zero-valued selectors match anything.
+// An SRv6 policy service is one table: its EncapRoutes carry that Table,
+// and its FlowRules look it up.
+//
+// Rules are ip rules with FRA_PROTOCOL = RouteProtocol: only ours are read,
+// changed or deleted. Each rule has its own priority (validation refuses
+// two on one): the kernel treats the selectors a delete request leaves
+// out as wildcards, so rules sharing a priority could be mistaken for
+// each other. A changed rule is added before the old one goes.
 type FlowRule struct {
-	// Priority orders the rules; FlowRulePriorityMin..FlowRulePriorityMax.
+	// Priority orders the rules; FlowRulePriorityMin..FlowRulePriorityMax,
+	// unique among the flow rules.
 	Priority int
 	// Family is unix.AF_INET or unix.AF_INET6.
 	Family   int
 	Src, Dst netip.Prefix
 	// Protocol is the IP protocol number (0: any).
 	Protocol uint8
+	// Port ranges need Protocol TCP, UDP, SCTP, DCCP or UDP-Lite.
 	SrcPorts PortRange
 	DstPorts PortRange
-	// DSCP, when HasDSCP, matches the packet's DSCP (0..63).
+	// DSCP, when HasDSCP, matches the packet's DSCP (0..63; ECN bits are
+	// ignored). With Capabilities.RuleDSCP it goes in FRA_DSCP; without,
+	// IPv6 rules carry it in the rule header's tos (which IPv6 matches
+	// against the full DSCP; DSCP 0 cannot be expressed there) and IPv4
+	// rules are refused: mark such flows (nftables) and match FwMark.
 	DSCP    uint8
 	HasDSCP bool
 	// FwMark / FwMask match the packet mark (FwMask 0 with FwMark set: all bits).
@@ -100,7 +128,8 @@ const (
 	FlowRulePriorityMax = 999
 )
 
-// PortRange is an inclusive range of ports; the zero value matches any port.
+// PortRange is an inclusive range of ports within 1..65534 (the kernel's
+// limit); the zero value matches any port, Hi 0 means the single port Lo.
 type PortRange struct{ Lo, Hi uint16 }
 
 // VRF is a Linux VRF device bound to a table.
@@ -143,8 +172,10 @@ type Capabilities struct {
 	NexthopObjects bool // nexthop objects carrying a seg6 encap
 	EndB6Encaps    bool
 	EndBPF         bool // End.BPF with an lwt_seg6local program
-	// RuleDSCP: rules match the full DSCP (FRA_DSCP, Linux 6.12+). Without
-	// it IPv4 rules match only the old TOS bits; classify by fwmark there.
+	// RuleDSCP: rules match the full DSCP (FRA_DSCP, Linux 6.12+), probed
+	// by making such a rule and reading it back (older kernels ignore the
+	// attribute). Without it IPv4 rules match only the old TOS bits;
+	// classify by fwmark there.
 	RuleDSCP bool
 }
 

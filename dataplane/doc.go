@@ -1,5 +1,7 @@
 // Package dataplane turns a desired SRv6 state into Linux routes over
-// netlink: seg6local SIDs, seg6 encap routes, binding SIDs and VRFs. Apply is
+// netlink: seg6local SIDs, seg6 encap routes (weighted multipath for an
+// SRv6 policy's load share), binding SIDs, VRFs, and ip rules (the SID
+// filter, and flow rules that classify flows into policy tables). Apply is
 // declarative: it diffs the desired state against the routes the agent owns
 // in the kernel (RouteProtocol) and changes only the difference.
 //
@@ -21,6 +23,15 @@
 //     made (no nexthop support, a device without carrier) the route carries
 //     its encap inline. Both forms read back as the same route, so neither
 //     is rewritten into the other.
+//   - A multipath encap route references a nexthop group over the objects
+//     of its paths (weights in the group); routes with the same weighted
+//     set share it. Inline, it is an RTA_MULTIPATH with one encap per
+//     nexthop (IPv4 only). A new choice is a new (or reused) group and one
+//     atomic route replace; the old group goes after, then objects no
+//     group or route uses. Groups are deleted before their members.
+//   - Rules (SID filter, flow rules) are owned through FRA_PROTOCOL and
+//     diffed like routes: new ones are added before the routes change,
+//     stale ones deleted after.
 //   - Requests go to the kernel many per sendmsg, without per-request ACKs:
 //     rtnetlink processes a sendmsg synchronously, so when it returns the
 //     errors of that batch are queued and the rest succeeded.

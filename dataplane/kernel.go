@@ -45,10 +45,10 @@ type Status struct {
 	Applies   int
 	LastApply time.Time
 	LastError string
-	// Routes and Nexthops count what the agent holds in the kernel after
-	// the last Apply.
+	// Routes and Nexthops (seg6 objects and multipath groups) count what
+	// the agent holds in the kernel after the last Apply.
 	Routes, Nexthops int
-	// Rules counts the SID filter's rules after the last Apply;
+	// Rules counts our rules (SID filter and flow rules) after the last Apply;
 	// TunnelSource is the seg6 tunnel source it left (zero = unset).
 	Rules        int
 	TunnelSource netip.Addr

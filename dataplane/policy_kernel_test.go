@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -546,6 +547,55 @@ func startStream(t *testing.T, l *policyLab) *udpStream {
 	return s
 }
 
+// prober sends datagrams back to back (bounded in count) from A to
+// 10.60.0.99:5000, which takes the service route and is dropped on B, and
+// counts the sends that find no route: it samples the route every few
+// microseconds, where the 1 ms stream samples every millisecond.
+type prober struct {
+	sent, noRoute atomic.Int64
+	stop          chan struct{}
+	done          chan struct{}
+}
+
+// proberMax bounds the prober (at a few microseconds a send, more than the
+// switch loop takes).
+const proberMax = 2000000
+
+func startProber(t *testing.T, l *policyLab) *prober {
+	t.Helper()
+	p := &prober{stop: make(chan struct{}), done: make(chan struct{})}
+	var fd int
+	if err := netnstest.Do(l.a.name, func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(p.done)
+		defer unix.Close(fd)
+		dst := &unix.SockaddrInet4{Addr: [4]byte{10, 60, 0, 99}, Port: 5000}
+		for i := 0; i < proberMax; i++ {
+			select {
+			case <-p.stop:
+				return
+			default:
+			}
+			if err := unix.Sendto(fd, []byte("probe"), 0, dst); errors.Is(err, unix.ENETUNREACH) {
+				p.noRoute.Add(1)
+			}
+			p.sent.Add(1)
+		}
+	}()
+	return p
+}
+
+func (p *prober) stopProber() {
+	close(p.stop)
+	<-p.done
+}
+
 // stopStream stops the sender, lets the last datagrams arrive (bounded)
 // and stops the receiver.
 func (s *udpStream) stopStream() {
@@ -568,9 +618,17 @@ func heapAfterGC() uint64 {
 // while 1,000 Apply calls alternate it between two choices (a 3:1 share
 // over both paths, and path 2 alone). No datagram is lost to "no route",
 // and afterwards nothing leaked: no nexthop objects, groups, routes or
-// rules, no goroutines, no heap growth.
+// rules, no goroutines, no heap growth. With nexthop objects (groups) and
+// without (inline RTA_MULTIPATH).
 func TestKernelPolicySwitch(t *testing.T) {
+	for _, objects := range []bool{true, false} {
+		t.Run(fmt.Sprintf("nexthop objects %v", objects), func(t *testing.T) { policySwitch(t, objects) })
+	}
+}
+
+func policySwitch(t *testing.T, objects bool) {
 	l := newPolicyLab(t)
+	l.k.status.Capabilities.NexthopObjects = objects && l.k.status.Capabilities.NexthopObjects
 	ctx := context.Background()
 	choice := func(i int) Desired {
 		paths := []EncapPath{{l.p1, 3}, {l.p2, 1}}
@@ -589,6 +647,7 @@ func TestKernelPolicySwitch(t *testing.T) {
 	noRoute4 := snmpCounter(t, l.a.name, "Ip", "OutNoRoutes")
 	noRoute6 := snmpCounter(t, l.a.name, "", "Ip6OutNoRoutes")
 	s := startStream(t, l)
+	pr := startProber(t, l)
 	const switches = 1000
 	var first, last []uint64
 	start := time.Now()
@@ -602,6 +661,7 @@ func TestKernelPolicySwitch(t *testing.T) {
 		t0 := time.Now()
 		if err := l.k.Apply(ctx, choice(i)); err != nil {
 			s.stopStream()
+			pr.stopProber()
 			t.Fatalf("switch %d: %v", i, err)
 		}
 		applyTime += time.Since(t0)
@@ -615,28 +675,53 @@ func TestKernelPolicySwitch(t *testing.T) {
 		}
 	}
 	elapsed := time.Since(start)
+	pr.stopProber()
 	s.stopStream()
 	sent, recv, sendErr := s.sent.Load(), s.recv.Load(), s.sendErr.Load()
 	dNoRoute4 := snmpCounter(t, l.a.name, "Ip", "OutNoRoutes") - noRoute4
 	dNoRoute6 := snmpCounter(t, l.a.name, "", "Ip6OutNoRoutes") - noRoute6
 	t.Logf("%d switches in %v (Apply mean %v): sent %d, received %d, send errors %d, OutNoRoutes +%d, Ip6OutNoRoutes +%d",
 		switches, elapsed.Round(time.Millisecond), (applyTime / switches).Round(time.Microsecond), sent, recv, sendErr, dNoRoute4, dNoRoute6)
+	t.Logf("back-to-back prober: %d sends, %d without a route", pr.sent.Load(), pr.noRoute.Load())
+	if pr.noRoute.Load() != 0 || pr.sent.Load() >= proberMax {
+		t.Errorf("the prober found no route %d times in %d sends (at most %d: it must outlast the switches)", pr.noRoute.Load(), pr.sent.Load(), proberMax)
+	}
 	if sent < switches/2 || recv != sent || sendErr != 0 || dNoRoute4 != 0 || dNoRoute6 != 0 {
 		t.Errorf("lost datagrams: sent %d, received %d, send errors %d, OutNoRoutes +%d, Ip6OutNoRoutes +%d",
 			sent, recv, sendErr, dNoRoute4, dNoRoute6)
 	}
 
-	// What is held is exactly the last choice: 1 route, 1 rule, path 2's
-	// object (switch 1000 is even: the 3:1 share, so both objects and
-	// their group).
+	// What is held is exactly the last choice: 1 route, 1 rule, and
+	// (switch 1000 is even: the 3:1 share) both objects and their group.
 	checkInstalledDev(t, l.k, choice(switches), "a1")
-	if o, g := ourNexthops(t, l.a); o != 2 || g != 1 {
-		t.Errorf("%d objects, %d groups after the switches, want 2 and 1:\n%s", o, g, l.a.ip(t, "nexthop show"))
+	wantO, wantG := 2, 1
+	if !objects {
+		wantO, wantG = 0, 0
 	}
-	// The counters do see a missing route: without the service route the
-	// stream's datagrams have none (the main table has no 10.60.0.0/24).
+	if o, g := ourNexthops(t, l.a); o != wantO || g != wantG {
+		t.Errorf("%d objects, %d groups after the switches, want %d and %d:\n%s", o, g, wantO, wantG, l.a.ip(t, "nexthop show"))
+	}
+	// The checks have teeth: a switch done as delete-then-add (two
+	// Applies) leaves windows the prober finds, and the counters see a
+	// missing route (the main table has no 10.60.0.0/24).
 	noRoute := choice(0)
 	noRoute.Encaps = nil
+	pr = startProber(t, l)
+	for i := 0; i < 100; i++ {
+		if err := l.k.Apply(ctx, noRoute); err != nil {
+			pr.stopProber()
+			t.Fatal(err)
+		}
+		if err := l.k.Apply(ctx, choice(i)); err != nil {
+			pr.stopProber()
+			t.Fatal(err)
+		}
+	}
+	pr.stopProber()
+	t.Logf("control, 100 delete-then-add switches: prober %d sends, %d without a route", pr.sent.Load(), pr.noRoute.Load())
+	if pr.noRoute.Load() == 0 {
+		t.Errorf("the prober saw no window in 100 delete-then-add switches (%d sends)", pr.sent.Load())
+	}
 	if err := l.k.Apply(ctx, noRoute); err != nil {
 		t.Fatal(err)
 	}
