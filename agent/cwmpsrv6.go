@@ -140,6 +140,7 @@ func (m *srv6Model) register(t *cwmpclient.Tree) error {
 	m.registerBGP(reg, regObj)
 	m.registerServices(reg, regObj)
 	m.registerPaths(reg, regObj)
+	errs = append(errs, m.registerPolicies(t))
 	t.AddCommitter(SRv6Object, &srv6Committer{m: m})
 	for _, al := range appendixAliases {
 		errs = append(errs, t.Alias(al[0], al[1]))
@@ -1115,6 +1116,7 @@ func (m *srv6Model) syncInstances(t *cwmpclient.Tree) error {
 		pp = append(pp, &st.Paths[i].Inst)
 	}
 	sync(pathTable, pp, func(n uint32) { st.Paths = append(st.Paths, modelPath{Inst: n}) })
+	errs = append(errs, syncPolicyInstances(t, &st))
 
 	m.mu.Lock()
 	m.st = st

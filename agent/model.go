@@ -18,9 +18,9 @@ import (
 )
 
 // OverlayFile holds the SRv6 configuration the controller set over CWMP.
-// Once it exists it replaces the config file's srv6, services and
-// paths.list sections (at start, and at every reload of the file); the
-// file's other sections still apply. A factory reset (empty state dir)
+// Once it exists it replaces the config file's srv6, services,
+// paths.list and policies sections (at start, and at every reload of the
+// file); the file's other sections still apply. A factory reset (empty state dir)
 // returns to the file's sections.
 const OverlayFile = "srv6-controller.json"
 
@@ -42,6 +42,8 @@ type modelState struct {
 	SRv6     SRv6Config     `json:"srv6"`
 	Services []modelService `json:"services"`
 	Paths    []modelPath    `json:"paths"`
+	// Policies are Policy.{i} (cwmp_policy.go).
+	Policies []modelPolicy `json:"policies,omitempty"`
 }
 
 type modelService struct {
@@ -108,6 +110,7 @@ func stateFromConfig(c Config, prev modelState) modelState {
 		}
 		st.Paths = append(st.Paths, mp)
 	}
+	st.Policies = policiesFromConfig(c.Policies, prev.Policies)
 	// Instances the file no longer fills stay, empty, so that the numbers
 	// the ACS knows keep meaning the same entries.
 	for _, s := range prev.Services[min(len(c.Services), len(prev.Services)):] {
@@ -128,6 +131,7 @@ func (st modelState) apply(base Config) Config {
 	c := base
 	c.SRv6 = st.SRv6
 	c.Services, c.Paths.List = nil, nil
+	c.Policies, _ = st.policyConfigs()
 	if st.Disabled {
 		return c
 	}
@@ -219,6 +223,8 @@ type srv6Model struct {
 	syncing bool
 	// connStatus is the registration state (§8.1).
 	connStatus string
+	// policies is the policy runtime Policy.{i} reads and feeds (nil: none).
+	policies policyRuntime
 }
 
 type overlayDoc struct {
@@ -227,7 +233,7 @@ type overlayDoc struct {
 }
 
 func newSRv6Model(a *Agent, state *board.StateDir, caps dataplane.Capabilities, log *zap.Logger) *srv6Model {
-	return &srv6Model{a: a, state: state, caps: caps, log: log, connStatus: "NotRegistered"}
+	return &srv6Model{a: a, state: state, caps: caps, log: log, connStatus: "NotRegistered", policies: a}
 }
 
 // start loads the overlay and returns the config to start with. An
