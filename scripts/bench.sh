@@ -29,6 +29,9 @@ section "stamp: reflector throughput vs a C recvmmsg reflector (goal >= 0.95x); 
 SRV6CPE_BENCH=1 go test -count=1 -run '^TestBench' -v ./twamp/ | grep -Ev '^(=== RUN|PASS|ok )' || true
 bench -bench 'BenchmarkReflect' -benchmem ./twamp/
 
+section "policy: loss on the active path -> the service's route switched in the kernel, 10 ms probes, N=10 (goal <= 50 ms; BFD 3 x 50 ms = 150 ms)"
+SRV6CPE_BENCH=1 go test -count=1 -run '^TestLabPolicySwitchLatency$' -v ./scripts/labctl/ | grep -E '^(policy switch|  median|--- (SKIP|FAIL)|    policy_test)' || true
+
 section "footprint: stripped static arm64 daemon (goal <= 16 MiB); idle and 10k-route RSS are printed by the end-to-end BGP benchmark above (goals <= 20 MB, <= 40 MB)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -10,6 +10,9 @@
 #   scripts/lab.sh renumber cpe1   move cpe1's delegated prefix to the other /40; time how long
 #                                  cpe2 takes to move to the new SIDs, traffic to recover and
 #                                  the controller to get the IP change report and tell cpe2
+#   scripts/lab.sh loss PATH PCT   drop PCT % (0..100) of the SRv6 packets cpe1 sends into
+#                                  PATH's transit (path1 = wan, path2 = alt); 0 removes the rule.
+#                                  Shows where cpe1's SRv6 policy steers each service after it
 #   scripts/lab.sh down            stop everything and delete what the lab created
 #
 # Topology (network namespaces):
@@ -17,6 +20,8 @@
 #   [lan1] eth0 -- lan0 [cpe1] wan0 --- cpe1 [wan] cpe2 --- wan0 [cpe2] lan0 -- eth0 [lan2]
 #   192.168.1.0/24      2001:db8:1200::1/40   |  |  2001:db8:2200::1/40      192.168.2.0/24
 #   2001:db8:1201::/64  fd00:0:1::2/64        rr ctl fd00:0:2::2/64          2001:db8:2201::/64
+#                            alt0             |  |            alt0
+#                       fd00:1:1::2 --- cpe1 [alt] cpe2 --- fd00:1:2::2
 #                                             |  |
 #                                        wan0 [rr] fd00:0:ff::2: FRR bgpd -Z, route reflector
 #                                                |
@@ -33,6 +38,18 @@
 # L3VPN services over CWMP (scripts/labctl/lab.yaml), creates a STAMP
 # monitoring task (cpe1 sender, cpe2 reflector) and, when cpe1 reports an
 # IP change, tells cpe2 the new address. Its state: $RUN/ctl/state.json.
+#
+# Two constituent paths cpe1 -> cpe2 (issue 7): "wan" (path1) and "alt"
+# (path2) are transits, each with an End SID of its own on a locator routed
+# to it (wan 2001:db8:e100::1, alt 2001:db8:e200::1). cpe1 runs the SRv6
+# policy of examples/lab/cpe1.yaml: path1 = [wan End, cpe2's SID], path2 =
+# [alt End, cpe2's SID], each probed in loopback every 10 ms; services
+# conference (DSCP 46, UDP 16384-32767) and crm (TCP 8443) steered to the
+# best path by their selectors. cpe2 is the far node of End.TSF
+# (srv6.end_tsf: 2001:db8:2205:7f::). In each transit the nftables table
+# "inet lab" counts what cpe1 sends (counters srv6, conference = outer DSCP
+# EF, crm = outer DSCP AF21: seg6 encap copies the inner traffic class) and
+# holds the loss rule of "lab.sh loss" (this kernel has no netem).
 # Files live under $SRV6CPE_LAB_DIR (default /run/srv6cpe-lab).
 set -euo pipefail
 
@@ -45,8 +62,9 @@ CTL_STATE=$RUN/ctl/state.json
 BGPD=/usr/lib/frr/bgpd
 PROTO=198 # dataplane.RouteProtocol (0xc6): every route the agent owns carries it
 
-NAMESPACES=(cpe1 cpe2 rr wan lan1 lan2 ctl)
+NAMESPACES=(cpe1 cpe2 rr wan alt lan1 lan2 ctl)
 CPES=(cpe1 cpe2)
+TRANSITS=(wan alt) # path1, path2 of cpe1's SRv6 policy
 ADDR_A=2001:db8:1200::1/40 # cpe1, and where renumber moves it back to
 ADDR_B=2001:db8:4400::1/40 # where renumber moves cpe1
 
@@ -118,7 +136,9 @@ topology() {
 		ip netns add "$ns"
 		ip -n "$ns" link set lo up
 	done
-	ip netns exec wan sysctl -qw net.ipv6.conf.all.forwarding=1
+	for ns in "${TRANSITS[@]}"; do
+		ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv6.conf.all.seg6_enabled=1
+	done
 	link rr wan0 wan rr
 	addr rr wan0 fd00:0:ff::2/64
 	addr wan rr fd00:0:ff::1/64
@@ -141,6 +161,46 @@ topology() {
 		addr "lan$i" eth0 "2001:db8:${i}201::2/64"
 		ip -n "lan$i" route add default via "192.168.$i.1"
 		ip -n "lan$i" -6 route add default via "2001:db8:${i}201::1"
+		# The second uplink, to the alt transit: only its locator is routed
+		# there; the policy's path2 starts with alt's End SID.
+		link "cpe$i" alt0 alt "cpe$i"
+		addr "cpe$i" alt0 "fd00:1:$i::2/64"
+		addr alt "cpe$i" "fd00:1:$i::1/64"
+		ip netns exec "cpe$i" sysctl -qw net.ipv6.conf.alt0.seg6_enabled=1
+		ip -n "cpe$i" -6 route add 2001:db8:e200::/48 via "fd00:1:$i::1"
+		ip -n alt -6 route add "2001:db8:${i}200::/40" via "fd00:1:$i::2"
+	done
+	# Where renumber moves cpe1: alt routes it too.
+	ip -n alt -6 route add 2001:db8:4400::/40 via fd00:1:1::2
+	transit_sids
+}
+
+# transit_sids gives each transit an End SID on a locator of its own and
+# the nftables table "inet lab": counters of what cpe1 sends into the
+# transit (before any loss) and an empty loss chain for "lab.sh loss".
+transit_sids() {
+	local ns i
+	for i in 1 2; do
+		ns=${TRANSITS[i - 1]}
+		ip -n "$ns" -6 route add "2001:db8:e${i}00::1/128" encap seg6local action End dev cpe2
+		ip -n "$ns" -6 route add unreachable "2001:db8:e${i}00::/48"
+		ip netns exec "$ns" sysctl -qw net.ipv6.conf.cpe1.seg6_enabled=1 net.ipv6.conf.cpe2.seg6_enabled=1
+		ip netns exec "$ns" nft -f - <<'EOF'
+table inet lab {
+	counter srv6 {}
+	counter conference {}
+	counter crm {}
+	chain count {
+		type filter hook prerouting priority -200; policy accept;
+		iifname "cpe1" ip6 nexthdr 43 counter name srv6
+		iifname "cpe1" ip6 nexthdr 43 ip6 dscp ef counter name conference
+		iifname "cpe1" ip6 nexthdr 43 ip6 dscp af21 counter name crm
+	}
+	chain loss {
+		type filter hook prerouting priority -150; policy accept;
+	}
+}
+EOF
 	done
 }
 
@@ -251,6 +311,11 @@ for d in s.get('sids') or []:
     print(f"    {d['name']:<6} {d['behavior']:<8} {d['sid']:<22} installed as {d['installed']}")
 for f in s.get('fallback') or []:
     print(f"  fallback          {f}")
+t = s.get('end_tsf')
+if t:
+    how = "stamped (T2 written)" if t['stamping'] else "plain loopback"
+    err = f"; {t['error']}" if t.get('error') else ""
+    print(f"  End.TSF SID       {t['sid']} installed as {t['installed']}, {how} at ingress of {', '.join(t['interfaces'])}{err}")
 b = s.get('bgp')
 if b:
     print(f"  BGP               AS {b['local_as']}, router id {b['router_id']}: "
@@ -353,6 +418,71 @@ for e in s.get("ip_changes") or []:
 EOF
 }
 
+# transit_of PATH prints the transit namespace of path1/path2 (or its name).
+transit_of() {
+	case $1 in
+	path1 | wan) echo wan ;;
+	path2 | alt) echo alt ;;
+	*) die "unknown path '$1': path1 (transit wan) or path2 (transit alt)" ;;
+	esac
+}
+
+# counters prints each transit's counters of what cpe1 sent into it.
+counters() {
+	local ns
+	for ns in "${TRANSITS[@]}"; do
+		printf '%-4s' "$ns"
+		ip netns exec "$ns" nft list counters table inet lab |
+			awk '/counter /{n=$2} /packets/{printf "  %s %s packets", n, $2} END{print ""}'
+	done
+}
+
+# policy_summary shows where cpe1's SRv6 policy steers each service: the
+# agent's view (srv6cpectl policy) and the kernel's service tables.
+policy_summary() {
+	local sock=$RUN/cpe1/control.sock t
+	lab_pid cpe1 srv6cpe >/dev/null || {
+		echo "cpe1: srv6cpe not running"
+		return 0
+	}
+	echo "cpe1's SRv6 policy ($RUN/bin/srv6cpectl policy --socket $sock):"
+	"$RUN/bin/srv6cpectl" policy --socket "$sock" 2>&1 | indent || true
+	echo "  kernel: the service tables' encap routes (ip -n cpe1 -6 route show table 3000 / 3001):"
+	for t in 3000 3001; do
+		ip -n cpe1 -6 route show table "$t" 2>/dev/null | sed "s/^/table $t: /" | indent | indent
+	done
+	echo "  what cpe1 sent into each transit (nft list counters table inet lab):"
+	counters | indent | indent
+}
+
+# loss PATH PERCENT drops PERCENT % of the SRv6 packets cpe1 sends into
+# PATH's transit (numgen random: this kernel has no netem), replacing any
+# earlier loss rule there in one nft transaction; 0 removes it.
+loss() {
+	local ns pct=$2 t0
+	ns=$(transit_of "$1")
+	if ! [[ $pct =~ ^[0-9]+$ ]] || ((pct > 100)); then
+		die "loss: PERCENT must be 0..100, got '$pct'"
+	fi
+	netns_exists "$ns" || die "no lab: namespace $ns does not exist (scripts/lab.sh up)"
+	t0=$(now_ms)
+	if ((pct == 0)); then
+		ip netns exec "$ns" nft flush chain inet lab loss
+		echo "lab: $1 ($ns): loss rule removed at $t0 ms"
+	else
+		# numgen's 0..99 is never < 100: total loss is an unconditional drop.
+		local sample="numgen random mod 100 < $pct"
+		((pct < 100)) || sample=""
+		ip netns exec "$ns" nft -f - <<EOF
+flush chain inet lab loss
+add rule inet lab loss iifname "cpe1" ip6 nexthdr 43 $sample counter drop
+EOF
+		echo "lab: $1 ($ns): dropping $pct % of cpe1's SRv6 packets from $t0 ms"
+	fi
+	sleep 0.5 # let the policy react before showing it
+	policy_summary
+}
+
 down() {
 	local ns pid i prog
 	for ns in "${NAMESPACES[@]}"; do
@@ -411,6 +541,8 @@ up() {
 		summary "$ns"
 	done
 	echo
+	policy_summary
+	echo
 	echo "rr: FRR bgpd, vtysh --vty_socket $RUN/rr -c 'show bgp summary' (in netns rr):"
 	vtysh "show bgp summary" | grep -E '^(IPv[46] VPN|Neighbor|fd00)' | indent
 	echo
@@ -421,7 +553,7 @@ up() {
 	wait_ctl "a monitoring report" 15 "any(t.get('last_report') for t in s['tasks'].values())" || true
 	ctl_summary
 	echo
-	echo "Next: scripts/lab.sh renumber cpe1   (then: scripts/lab.sh status, scripts/lab.sh down)"
+	echo "Next: scripts/lab.sh loss path1 100, scripts/lab.sh loss path1 0, scripts/lab.sh renumber cpe1   (then: scripts/lab.sh status, scripts/lab.sh down)"
 	echo "Ask a CPE: $RUN/bin/srv6cpectl --socket $RUN/cpe1/control.sock status   (sid, routes, bgp, cwmp, stamp, paths)"
 }
 
@@ -501,14 +633,19 @@ status)
 	for ns in "${CPES[@]}"; do
 		summary "$ns"
 	done
+	policy_summary
 	ctl_summary
 	;;
 renumber)
 	[[ ${2:-} == cpe1 ]] || die "usage: $0 renumber cpe1"
 	renumber "$2"
 	;;
+loss)
+	[[ $# -eq 3 ]] || die "usage: $0 loss path1|path2 PERCENT"
+	loss "$2" "$3"
+	;;
 *)
-	echo "usage: $0 up | down | status | renumber cpe1" >&2
+	echo "usage: $0 up | down | status | renumber cpe1 | loss path1|path2 PERCENT" >&2
 	exit 2
 	;;
 esac

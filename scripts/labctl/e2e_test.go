@@ -24,7 +24,7 @@ import (
 )
 
 // The lab's fixed names (scripts/lab.sh, issue 6).
-var labNamespaces = []string{"cpe1", "cpe2", "rr", "wan", "lan1", "lan2", "ctl"}
+var labNamespaces = []string{"cpe1", "cpe2", "rr", "wan", "alt", "lan1", "lan2", "ctl"}
 
 const (
 	labTask  = "lab-cpe1-cpe2"
