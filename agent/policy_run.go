@@ -70,6 +70,7 @@ type policySide struct {
 	mu         sync.Mutex
 	pols       []*policyRun
 	src, outer netip.Addr // where the probes leave from (follow)
+	following  bool       // follow was called: the probes run
 	// gen counts choice changes; applied is the gen the kernel holds and
 	// changedAt when the first change after it happened (for the log).
 	gen, applied uint64
@@ -314,12 +315,15 @@ func (ps *policySide) installed(gen uint64, notes map[string][]string) {
 func (ps *policySide) follow(src, outer netip.Addr) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	ps.src, ps.outer = src, outer
+	ps.src, ps.outer, ps.following = src, outer, true
 	ps.followLocked()
 }
 
+// followLocked starts and stops the probes to match the policies. Without
+// a WAN address (a prefix source that gives none) the sender picks the
+// source its route to the first segment has.
 func (ps *policySide) followLocked() {
-	if !ps.src.IsValid() {
+	if !ps.following {
 		return
 	}
 	var want []probeTarget

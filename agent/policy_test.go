@@ -723,3 +723,36 @@ func TestPolicyReload(t *testing.T) {
 		t.Errorf("path1's probe started %d times", n)
 	}
 }
+
+// TestPolicyDraftSection5 is the draft's §5 through the agent: conference
+// leaves path1 when its delay passes 100 ms, crm overflows off path2 when
+// path2's remaining bandwidth falls under 50M; each moves alone.
+func TestPolicyDraftSection5(t *testing.T) {
+	h, pp := startPolicyAgent(t, policyDoc("60s"), nil)
+	// The controller's bandwidth first: a list measured without the
+	// bandwidth irp2 checks counts as failed in srv6.Selector (see the
+	// report), which would hold crm off path2 for its wait-to-restore.
+	for _, color := range []uint32{10, 20} {
+		if err := h.agent.ObservePolicyBandwidth("sr-policy", color, 80e6); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pp.up(t, 10, 20*time.Millisecond)
+	pp.up(t, 20, 30*time.Millisecond)
+	waitTables(t, h, "both paths measured", map[int][]netip.Addr{3000: path1, 3001: path2})
+
+	c := pp.cfg(t, 10)
+	c.OnEvent(twamp.Event{At: time.Now(), Kind: twamp.EventMetrics,
+		Metrics: &twamp.Metrics{Sent: 10, Received: 10, RTT: twamp.Stats{Count: 10, Avg: 150 * time.Millisecond}}})
+	waitTables(t, h, "path1's delay 150ms", map[int][]netip.Addr{3000: path2, 3001: path2})
+	if err := h.agent.ObservePolicyBandwidth("sr-policy", 20, 40e6); err != nil {
+		t.Fatal(err)
+	}
+	waitTables(t, h, "path2 under 50M", map[int][]netip.Addr{3000: path2, 3001: path1})
+	evs := h.agent.PolicyStatus()[0].Events
+	last := evs[len(evs)-2:]
+	if last[0].Service != "conference" || last[0].Kind != "degrade" || !strings.Contains(last[0].Reason, "delay 150ms above 100ms") ||
+		last[1].Service != "crm" || last[1].Kind != "degrade" || !strings.Contains(last[1].Reason, "remaining bandwidth 40Mbit/s under 50Mbit/s") {
+		t.Errorf("events %+v", last)
+	}
+}
