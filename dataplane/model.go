@@ -173,7 +173,9 @@ type pathList string
 
 // packPaths sorts ps by segments and packs them; ps must be valid.
 func packPaths(ps []wpath, buf []byte) []byte {
-	slices.SortFunc(ps, func(a, b wpath) int { return strings.Compare(string(a.Segs), string(b.Segs)) })
+	slices.SortFunc(ps, func(a, b wpath) int {
+		return cmp.Or(strings.Compare(string(a.Segs), string(b.Segs)), cmp.Compare(a.Weight, b.Weight))
+	})
 	buf = buf[:0]
 	for _, p := range ps {
 		buf = append(buf, byte(p.Weight-1), byte(len(p.Segs)/16))

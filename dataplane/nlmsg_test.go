@@ -153,6 +153,13 @@ func seedRoutes(f *testing.F) {
 	w = wbuf{}
 	w.putNexthop(1, 5, encapSpec{Mode: seg6ModeEnc, Dev: 2, Segs: segs})
 	f.Add(w.b[sizeofNlmsghdr:])
+	w = wbuf{}
+	mp := pathList(packPaths([]wpath{{3, segs}, {256, segs[16:]}}, nil))
+	w.putRoute(1, rkey{unix.AF_INET, 100, mustPrefix("10.0.0.0/8")}, rval{Kind: kindEncap, Dev: 1, Mode: seg6ModeEnc, Paths: mp}, 0, false)
+	f.Add(w.b[sizeofNlmsghdr:])
+	w = wbuf{}
+	w.putGroup(1, 6, []grpEntry{{5, 3}, {7, 256}})
+	f.Add(w.b[sizeofNlmsghdr:])
 	f.Add([]byte{})
 }
 
@@ -164,6 +171,10 @@ func FuzzDecodeRoute(f *testing.F) {
 		r, err := decodeRoute(b)
 		if err == nil && r.Val.Kind == kindEncap && len(r.Val.Segs)%16 != 0 {
 			t.Fatalf("segment list of %d bytes", len(r.Val.Segs))
+		}
+		// A multipath read back is in the canonical form plan makes.
+		if p := r.Val.Paths; p != "" && string(packPaths(p.paths(), nil)) != string(p) {
+			t.Fatalf("multipath %q is not canonical", p)
 		}
 	})
 }
