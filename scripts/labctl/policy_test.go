@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,9 +23,11 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
 	"github.com/srv6cpe/srv6cpe/internal/netnstest"
+	"github.com/srv6cpe/srv6cpe/twamp"
 )
 
 // cpe1's SRv6 policy in the lab (examples/lab/cpe1.yaml, issue 7).
@@ -344,7 +347,44 @@ func crmEvents(t *testing.T, l *lab) int {
 	return n
 }
 
-// Issue 7 in the lab, through scripts/lab.sh: cpe1's policy steers the
+// cpe2's End.TSF SID (examples/lab/cpe2.yaml) and what cpe1 sends from.
+const (
+	cpe2TSF      = "2001:db8:2205:7f::"
+	cpe1Tunnel   = "2001:db8:1205:ffff:ffff:ffff:ffff:ffff" // its locator's last address: cpe2's SID filter admits it
+	probesPerRun = 20
+)
+
+// tsfProbe sends enhanced-loopback probes from cpe1 over [first, cpe2's
+// End.TSF SID]: cpe2's stamper (at ingress of wan0 and alt0) writes T2, so
+// every reply gives one-way forward and backward delays.
+func tsfProbe(t *testing.T, first string) {
+	t.Helper()
+	var s *twamp.Sender
+	err := netnstest.Do("cpe1", func() (err error) {
+		s, err = twamp.NewSender(twamp.SenderConfig{Name: "lab-tsf", Loopback: true, EndTSF: true, ClocksSynced: true,
+			Segments: []netip.Addr{netip.MustParseAddr(first), netip.MustParseAddr(cpe2TSF)},
+			Src:      netip.MustParseAddr(cpe1Old), OuterSrc: netip.MustParseAddr(cpe1Tunnel),
+			Count: probesPerRun, Interval: 10 * time.Millisecond, Timeout: time.Second}, zap.NewNop())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := s.Metrics()
+	if m.Received != probesPerRun || m.Forward.Count != probesPerRun || m.Backward.Count != probesPerRun {
+		t.Errorf("End.TSF probes over %s to cpe2: %+v, want %d answered with one-way delays", transitOf[first], m, probesPerRun)
+		return
+	}
+	t.Logf("End.TSF probes cpe1 -> %s -> cpe2 %s: RTT p50 %v, forward p50 %v, backward p50 %v", transitOf[first], cpe2TSF, m.RTT.P50, m.Forward.P50, m.Backward.P50)
+}
+
+// Issue 7 in the lab, through scripts/lab.sh: cpe2 stamps End.TSF probes
+// arriving over either path; cpe1's policy steers the
 // conference flows (UDP, DSCP EF) on path1 (transit wan) and the crm flows
 // (TCP 8443) on path2 (transit alt), as their selectors prefer. Loss on
 // path1 (100 %, then 30 %): conference moves to path2 (the route in its
@@ -374,6 +414,9 @@ func TestLabPolicy(t *testing.T) {
 		}
 	}
 	where("before any loss", path1SID)
+	for _, path := range []string{path1SID, path2SID} {
+		tsfProbe(t, path)
+	}
 	for _, pct := range []string{"100", "30"} {
 		t0 := time.Now()
 		l.run(30*time.Second, "loss", "path1", pct)
