@@ -649,59 +649,11 @@ func (k *Kernel) ensureNexthops(st *state, ups []change, ae *ApplyError) []uint3
 	if len(specs) == 0 && len(groups) == 0 {
 		return ids
 	}
+	// Objects before the groups over them. What cannot be made is not an
+	// apply failure: the routes carry their encap themselves.
 	inline := make(map[uint32]bool)
-	if len(specs) > 0 {
-		failed, err := k.run(len(specs), func(i int, w *wbuf, seq uint32) { w.putNexthop(seq, newIDs[i], specs[i]) })
-		for i, s := range specs {
-			if e, bad := failed[i]; bad || err != nil {
-				// Not an apply failure: the routes carry the encap themselves.
-				delete(st.nhBySpec, s)
-				inline[newIDs[i]] = true
-				k.log.Debug("nexthop object not made, encap goes inline", zap.Uint32("id", newIDs[i]), zap.Error(errors.Join(e, err)))
-				continue
-			}
-			st.nhs[newIDs[i]] = knh{ID: newIDs[i], Proto: RouteProtocol, Simple: true, Spec: s}
-			ae.Applied++
-		}
-	}
-	if len(groups) > 0 {
-		members := make([][]grpEntry, len(groups))
-		var send []int
-		for i, g := range groups {
-			for _, p := range g.Paths.paths() {
-				id, ok := st.nhBySpec[g.member(p.Segs)]
-				if !ok {
-					members[i] = nil
-					break
-				}
-				members[i] = append(members[i], grpEntry{ID: id, Weight: p.Weight})
-			}
-			if members[i] == nil {
-				delete(st.nhByGroup, g)
-				inline[groupIDs[i]] = true
-				continue
-			}
-			send = append(send, i)
-		}
-		failed, err := k.run(len(send), func(j int, w *wbuf, seq uint32) {
-			i := send[j]
-			w.putGroup(seq, groupIDs[i], members[i])
-		})
-		for j, i := range send {
-			if e, bad := failed[j]; bad || err != nil {
-				delete(st.nhByGroup, groups[i])
-				inline[groupIDs[i]] = true
-				k.log.Debug("nexthop group not made, multipath goes inline", zap.Uint32("id", groupIDs[i]), zap.Error(errors.Join(e, err)))
-				continue
-			}
-			st.nhs[groupIDs[i]] = knh{ID: groupIDs[i], Proto: RouteProtocol, Group: members[i]}
-			st.groupOf[groupIDs[i]] = groups[i]
-			for _, m := range members[i] {
-				st.inGroups[m.ID] = append(st.inGroups[m.ID], groupIDs[i])
-			}
-			ae.Applied++
-		}
-	}
+	k.makeObjects(st, specs, newIDs, inline, ae)
+	k.makeGroups(st, groups, groupIDs, inline, ae)
 	if len(inline) > 0 {
 		for i, id := range ids {
 			if inline[id] {
@@ -710,6 +662,67 @@ func (k *Kernel) ensureNexthops(st *state, ups []change, ae *ApplyError) []uint3
 		}
 	}
 	return ids
+}
+
+// makeObjects creates seg6 nexthop objects (ids[i] for specs[i]); those
+// the kernel refuses are marked inline and forgotten.
+func (k *Kernel) makeObjects(st *state, specs []encapSpec, ids []uint32, inline map[uint32]bool, ae *ApplyError) {
+	if len(specs) == 0 {
+		return
+	}
+	failed, err := k.run(len(specs), func(i int, w *wbuf, seq uint32) { w.putNexthop(seq, ids[i], specs[i]) })
+	for i, s := range specs {
+		if e, bad := failed[i]; bad || err != nil {
+			delete(st.nhBySpec, s)
+			inline[ids[i]] = true
+			k.log.Debug("nexthop object not made, encap goes inline", zap.Uint32("id", ids[i]), zap.Error(errors.Join(e, err)))
+			continue
+		}
+		st.nhs[ids[i]] = knh{ID: ids[i], Proto: RouteProtocol, Simple: true, Spec: s}
+		ae.Applied++
+	}
+}
+
+// makeGroups creates multipath groups (ids[i] for groups[i]) over the
+// objects of their paths; a group with a member that could not be made,
+// or that the kernel refuses, is marked inline and forgotten.
+func (k *Kernel) makeGroups(st *state, groups []groupSpec, ids []uint32, inline map[uint32]bool, ae *ApplyError) {
+	members := make([][]grpEntry, len(groups))
+	var send []int
+	for i, g := range groups {
+		for _, p := range g.Paths.paths() {
+			id, ok := st.nhBySpec[g.member(p.Segs)]
+			if !ok {
+				members[i] = nil
+				break
+			}
+			members[i] = append(members[i], grpEntry{ID: id, Weight: p.Weight})
+		}
+		if members[i] == nil {
+			delete(st.nhByGroup, g)
+			inline[ids[i]] = true
+			continue
+		}
+		send = append(send, i)
+	}
+	if len(send) == 0 {
+		return
+	}
+	failed, err := k.run(len(send), func(j int, w *wbuf, seq uint32) { w.putGroup(seq, ids[send[j]], members[send[j]]) })
+	for j, i := range send {
+		if e, bad := failed[j]; bad || err != nil {
+			delete(st.nhByGroup, groups[i])
+			inline[ids[i]] = true
+			k.log.Debug("nexthop group not made, multipath goes inline", zap.Uint32("id", ids[i]), zap.Error(errors.Join(e, err)))
+			continue
+		}
+		st.nhs[ids[i]] = knh{ID: ids[i], Proto: RouteProtocol, Group: members[i]}
+		st.groupOf[ids[i]] = groups[i]
+		for _, m := range members[i] {
+			st.inGroups[m.ID] = append(st.inGroups[m.ID], ids[i])
+		}
+		ae.Applied++
+	}
 }
 
 func (k *Kernel) freeNHID(st *state) uint32 {

@@ -304,21 +304,26 @@ func TestKernelNoCarrier(t *testing.T) {
 	ctx := context.Background()
 	n := newTestNS(t)
 	k := openKernel(t, n)
-	d := Desired{Encaps: []EncapRoute{{Prefix: mustPrefix("10.1.0.0/24"), Segments: addrs("2001:db8:a2::4")}}}
+	d := Desired{Encaps: []EncapRoute{
+		{Prefix: mustPrefix("10.1.0.0/24"), Segments: addrs("2001:db8:a2::4")},
+		{Prefix: mustPrefix("10.2.0.0/24"), Paths: []EncapPath{{addrs("2001:db8:a2::4"), 3}, {addrs("2001:db8:a3::4"), 1}}},
+	}}
 	if err := k.Apply(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if got := ourRoutes(t, n); !strings.Contains(got, "nhid") {
-		t.Fatalf("want a nexthop object with carrier: %s", got)
+	if got := ourRoutes(t, n); strings.Count(got, "nhid") != 2 {
+		t.Fatalf("want nexthop objects with carrier: %s", got)
 	}
 	n.ip(t, "link set peer0 down") // wan0 loses carrier; the kernel flushes its nexthops
 	if err := k.Apply(ctx, d); err != nil {
 		t.Fatalf("Apply without carrier: %v", err)
 	}
 	got := ourRoutes(t, n)
-	if !strings.Contains(got, "10.1.0.0/24  encap seg6 mode encap segs 1 [ 2001:db8:a2::4 ] dev wan0") {
-		t.Errorf("want the route with inline encap:\n%s", got)
+	if !strings.Contains(got, "10.1.0.0/24  encap seg6 mode encap segs 1 [ 2001:db8:a2::4 ] dev wan0") ||
+		!strings.Contains(got, "10.2.0.0/24 scope link linkdown \n\tnexthop  encap seg6 mode encap segs 1 [ 2001:db8:a2::4 ] dev wan0 weight 3") {
+		t.Errorf("want the routes with inline encap:\n%s", got)
 	}
+	checkInstalled(t, k, d)
 	n.ip(t, "link set peer0 up")
 	got = strings.ReplaceAll(got, " linkdown", "")
 	if err := k.Apply(ctx, d); err != nil || ourRoutes(t, n) != got {
