@@ -171,6 +171,17 @@ type policyLab struct {
 	k      *Kernel
 	p1, p2 []netip.Addr
 	h      *netlink.Handle
+	lan    string // a LAN namespace behind A (addLAN), "" = none
+}
+
+// addLAN puts a LAN namespace behind A (192.168.1.0/24, fd00:1::/64, A
+// the default router), so flows can be forwarded through A, as a CPE's are.
+func (l *policyLab) addLAN(t *testing.T) {
+	t.Helper()
+	l.lan = netnstest.New(t, "dpm", fmt.Sprintf("-l%d", nsCounter.Add(1)))
+	netnstest.Link(t, l.a.name, "lan0", "192.168.1.1/24 fd00:1::1/64", l.lan, "eth0", "192.168.1.2/24 fd00:1::2/64")
+	netnstest.Exec(t, l.lan, "ip", "route", "add", "default", "via", "192.168.1.1")
+	netnstest.Exec(t, l.lan, "ip", "-6", "route", "add", "default", "via", "fd00:1::1")
 }
 
 func newPolicyLab(t *testing.T) *policyLab {
@@ -237,9 +248,15 @@ func (l *policyLab) tx(t *testing.T) (uint64, uint64) {
 // many sends failed.
 func (l *policyLab) sendUDP(t *testing.T, tos int, dsts []netip.AddrPort) int {
 	t.Helper()
+	return sendUDPFrom(t, l.a.name, tos, dsts)
+}
+
+// sendUDPFrom is sendUDP from namespace ns.
+func sendUDPFrom(t *testing.T, ns string, tos int, dsts []netip.AddrPort) int {
+	t.Helper()
 	failed := 0
 	v6 := dsts[0].Addr().Is6()
-	err := netnstest.Do(l.a.name, func() error {
+	err := netnstest.Do(ns, func() error {
 		fam, level, opt := unix.AF_INET, unix.IPPROTO_IP, unix.IP_TOS
 		if v6 {
 			fam, level, opt = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_TCLASS
@@ -315,9 +332,11 @@ func checkInstalledDev(t *testing.T, k *Kernel, d Desired, wan string) {
 
 // (b) A flow rule (UDP, port 5000, DSCP 46) sends matching datagrams into
 // the service table (path 1) and the rest to the main table (path 2):
-// IPv4 with FRA_DSCP, IPv6 with FRA_DSCP and with the tos-field fallback.
+// IPv4 with FRA_DSCP, IPv6 with FRA_DSCP and with the tos-field fallback;
+// datagrams sent by A itself and forwarded from its LAN.
 func TestKernelFlowRuleTraffic(t *testing.T) {
 	l := newPolicyLab(t)
+	l.addLAN(t)
 	probed := l.k.Capabilities().RuleDSCP
 	for _, c := range []struct {
 		name    string
@@ -346,14 +365,16 @@ func TestKernelFlowRuleTraffic(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkInstalledDev(t, l.k, d, "a1")
-			flowTraffic(t, l, mustPrefix(c.prefix).Addr())
+			for _, from := range []string{l.a.name, l.lan} {
+				flowTraffic(t, l, from, mustPrefix(c.prefix).Addr())
+			}
 		})
 	}
 }
 
-// flowTraffic sends 50 datagrams of each kind to addresses after base and
-// checks which path they leave on.
-func flowTraffic(t *testing.T, l *policyLab, base netip.Addr) {
+// flowTraffic sends 50 datagrams of each kind from namespace ns to
+// addresses after base and checks which path they leave A on.
+func flowTraffic(t *testing.T, l *policyLab, ns string, base netip.Addr) {
 	t.Helper()
 	const each = 50
 	cases := []struct {
@@ -376,11 +397,16 @@ func flowTraffic(t *testing.T, l *policyLab, base netip.Addr) {
 			dsts[i] = netip.AddrPortFrom(a, c.port)
 		}
 		tx1, tx2 := l.tx(t)
-		if f := l.sendUDP(t, c.tos, dsts); f != 0 {
+		if f := sendUDPFrom(t, ns, c.tos, dsts); f != 0 {
 			t.Fatalf("%s: %d sends failed", c.name, f)
 		}
+		// Forwarded datagrams cross a veth first: wait (bounded) for them.
 		e1, e2 := l.tx(t)
-		t.Logf("%s: path 1 %d, path 2 %d", c.name, e1-tx1, e2-tx2)
+		for i := 0; i < 100 && e1-tx1+e2-tx2 < each; i++ {
+			time.Sleep(2 * time.Millisecond)
+			e1, e2 = l.tx(t)
+		}
+		t.Logf("%s from %s: path 1 %d, path 2 %d", c.name, ns, e1-tx1, e2-tx2)
 		want1, want2 := uint64(0), uint64(each)
 		if c.p1 {
 			want1, want2 = each, 0
