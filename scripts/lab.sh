@@ -465,10 +465,10 @@ loss() {
 		die "loss: PERCENT must be 0..100, got '$pct'"
 	fi
 	netns_exists "$ns" || die "no lab: namespace $ns does not exist (scripts/lab.sh up)"
-	t0=$(now_ms)
+	t0=$(date +%T.%3N)
 	if ((pct == 0)); then
 		ip netns exec "$ns" nft flush chain inet lab loss
-		echo "lab: $1 ($ns): loss rule removed at $t0 ms"
+		echo "lab: $1 ($ns): loss rule removed at $t0"
 	else
 		# numgen's 0..99 is never < 100: total loss is an unconditional drop.
 		local sample="numgen random mod 100 < $pct"
@@ -477,7 +477,7 @@ loss() {
 flush chain inet lab loss
 add rule inet lab loss iifname "cpe1" ip6 nexthdr 43 $sample counter drop
 EOF
-		echo "lab: $1 ($ns): dropping $pct % of cpe1's SRv6 packets from $t0 ms"
+		echo "lab: $1 ($ns): dropping $pct % of cpe1's SRv6 packets from $t0"
 	fi
 	sleep 0.5 # let the policy react before showing it
 	policy_summary
