@@ -24,13 +24,16 @@ import (
 // or a debounce.
 //
 // Measurement. Each list's twamp sender probes every probe_interval, a
-// probe unanswered one interval after it left is lost, and the session's
-// notifications (twamp.Notifier) become srv6.Measurements:
+// probe unanswered three quarters of an interval after it left is lost
+// (the sender looks for losses once per interval, before each probe: a
+// timeout of a whole interval would race that tick and often wait for the
+// next one), and the session's notifications (twamp.Notifier) become
+// srv6.Measurements:
 //   - EventDown after policyDownAfter consecutive losses: PathDown. With
-//     10 ms probes the selector hears of a dead path 30-40 ms after its
-//     first lost probe left. A list that never answered since its session
-//     started is taken down after as many losses too (the notifier only
-//     takes down a session that was up);
+//     10 ms probes the selector hears of a dead path 30 ms after its first
+//     lost probe left, so 30-40 ms after the loss began. A list that
+//     never answered since its session started is taken down after as
+//     many losses too (the notifier only takes down a session that was up);
 //   - EventUp: PathUp;
 //   - EventMetrics, a window of policyWindowProbes probes whose delay
 //     (average round trip), jitter or loss moved past the damping: delay,
@@ -39,8 +42,8 @@ import (
 // Remaining bandwidth is not measured in band: the controller reports it
 // (ObservePolicyBandwidth).
 //
-// The probe interval must exceed the round trip of every constituent, or
-// each probe counts as lost.
+// Three quarters of the probe interval must exceed the round trip of every
+// constituent, or each probe counts as lost.
 
 const (
 	// policyDownAfter consecutive lost probes take a list down.
@@ -352,7 +355,7 @@ func (ps *policySide) senderConfig(pr *policyRun, c, l int, key string) twamp.Se
 	policy := pr.cfg.Name
 	return twamp.SenderConfig{
 		Name: name, Loopback: true, Src: ps.src, OuterSrc: ps.outer, Segments: slices.Clone(k.SegmentLists[l].Segments),
-		Interval: iv, Timeout: iv, Window: policyWindowProbes * iv,
+		Interval: iv, Timeout: iv * 3 / 4, Window: policyWindowProbes * iv,
 		EndTSF: pr.cfg.EndTSF, ClocksSynced: pr.cfg.EndTSF,
 		Notify: twamp.NotifyConfig{DownAfter: policyDownAfter},
 		OnSample: func(s twamp.Sample) {

@@ -430,7 +430,7 @@ func TestPolicyAgentSwitches(t *testing.T) {
 
 	c := pp.cfg(t, 10)
 	if !c.Loopback || c.Src != a("2001:db8:1200::1") || !slices.Equal(c.Segments, path1) || c.Interval != 10*time.Millisecond ||
-		c.Timeout != 10*time.Millisecond || c.Notify.DownAfter != policyDownAfter {
+		c.Timeout != 7500*time.Microsecond || c.Notify.DownAfter != policyDownAfter {
 		t.Errorf("probe of path1: %+v", c)
 	}
 
