@@ -533,7 +533,7 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 	a.probes.follow(want.BSIDs, pc.Addr, want.TunnelSource)
 	a.policies.installed(gen, notes)
 	a.policies.follow(pc.Addr, want.TunnelSource)
-	tsf := a.tsf.follow(a.cfg, pc.New)
+	tsf := a.tsf.follow(a.cfg, pc.New, want)
 	a.setStatus(func(s *Status) { s.EndTSF = tsf })
 	fields := []zap.Field{zap.Stringer("prefix", pc.New), zap.Stringer("locator", d.Locator), zap.Duration("took", took)}
 	for _, s := range sids {

@@ -102,6 +102,8 @@ func endTSFSID(cfg Config, prefix netip.Prefix) (netip.Addr, error) {
 
 // withEndTSF adds the End.TSF SID's route to want: End.DX6 nh6 ::, whether
 // or not this node can stamp (without the stamper it is a plain loopback).
+// A SID want already has (a controller's path BSID on that address) keeps
+// its route: the End.TSF SID is then not installed (endTSFTaken).
 func withEndTSF(cfg Config, prefix netip.Prefix, want dataplane.Desired) (dataplane.Desired, error) {
 	if cfg.SRv6.EndTSF == nil {
 		return want, nil
@@ -110,8 +112,20 @@ func withEndTSF(cfg Config, prefix netip.Prefix, want dataplane.Desired) (datapl
 	if err != nil {
 		return dataplane.Desired{}, err
 	}
-	want.LocalSIDs = append(slices.Clip(want.LocalSIDs), endTSFRoute(cfg, sid))
+	if endTSFTaken(want, sid) == nil {
+		want.LocalSIDs = append(slices.Clip(want.LocalSIDs), endTSFRoute(cfg, sid))
+	}
 	return want, nil
+}
+
+// endTSFTaken says which other route of want holds sid, if any.
+func endTSFTaken(want dataplane.Desired, sid netip.Addr) error {
+	for _, l := range slices.Concat(want.LocalSIDs, want.BSIDs) {
+		if l.SID == sid && !(l.Behavior == srv6.EndDX6 && l.NH6 == netip.IPv6Unspecified() && len(l.Segments) == 0) {
+			return fmt.Errorf("End.TSF SID %s not installed: it is the %s of another route", sid, describeLocalSID(l))
+		}
+	}
+	return nil
 }
 
 func endTSFRoute(cfg Config, sid netip.Addr) dataplane.LocalSID {
@@ -168,8 +182,10 @@ func (e *endTSF) start(ctx context.Context) <-chan struct{} {
 
 // follow makes the stamper stamp cfg's End.TSF SID on prefix at ingress of
 // the WAN and the configured interfaces, or frees it when cfg has no
-// srv6.end_tsf. It returns the status to report (nil: not configured).
-func (e *endTSF) follow(cfg Config, prefix netip.Prefix) *EndTSFStatus {
+// srv6.end_tsf; applied is the state the kernel now holds (a SID another
+// route took is not stamped). It returns the status to report (nil: not
+// configured).
+func (e *endTSF) follow(cfg Config, prefix netip.Prefix, applied dataplane.Desired) *EndTSFStatus {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	t := cfg.SRv6.EndTSF
@@ -183,14 +199,19 @@ func (e *endTSF) follow(cfg Config, prefix netip.Prefix) *EndTSFStatus {
 	}
 	st := &EndTSFStatus{SID: sid, Installed: describeLocalSID(endTSFRoute(cfg, sid)),
 		Interfaces: append([]string{cfg.WAN.Interface}, t.Interfaces...)}
+	sids := []endtsf.SID{{Addr: sid, Mode: twamp.Unauthenticated}}
+	taken := endTSFTaken(applied, sid)
+	if taken != nil {
+		st.Installed, sids = "", nil
+	}
 	if err := e.openLocked(); err != nil {
-		st.Error = err.Error()
+		st.Error = errors.Join(taken, err).Error()
 		return st
 	}
-	errSIDs := e.st.SetSIDs([]endtsf.SID{{Addr: sid, Mode: twamp.Unauthenticated}})
+	errSIDs := e.st.SetSIDs(sids)
 	errIfs := e.st.SetInterfaces(st.Interfaces)
-	st.Stamping = errSIDs == nil
-	if err := errors.Join(errSIDs, errIfs); err != nil {
+	st.Stamping = errSIDs == nil && taken == nil
+	if err := errors.Join(taken, errSIDs, errIfs); err != nil {
 		st.Error = err.Error()
 		e.log.Warn("end.tsf stamping not fully set up", zap.Stringer("sid", sid), zap.Error(err))
 	}

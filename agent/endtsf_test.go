@@ -126,7 +126,9 @@ func tsfAgent(t *testing.T, cfg Config, probe func() error, st tsfStamper) (*Age
 	if err != nil {
 		t.Fatal(err)
 	}
-	dp := newFakeDataplane(noVRF)
+	caps := noVRF
+	caps.EndB6Encaps = true
+	dp := newFakeDataplane(caps)
 	ag, err := New(cfg, WithDataplane(dp), WithStateDir(sd), WithLogger(zaptest.NewLogger(t)))
 	if err != nil {
 		t.Fatal(err)
@@ -417,4 +419,33 @@ func tsfProbes(t *testing.T, ns string, sid netip.Addr) twamp.Metrics {
 		t.Fatal(err)
 	}
 	return s.Metrics()
+}
+
+// A controller's path whose BSID is the End.TSF SID keeps it: the SID is
+// not installed as End.DX6, not stamped (no BSID traffic is touched), and
+// the status says why.
+func TestEndTSFSIDTakenByABSID(t *testing.T) {
+	cfg := tsfConfig(t)
+	sid := a("2001:db8:1205:7f::")
+	cfg.Paths.List = []PathConfig{{ID: "p1", BSID: sid, Segments: Segments{a("2001:db8:e100::1"), a("2001:db8:2205:6::")}, Priority: 1}}
+	st := &fakeStamper{}
+	ag, dp, stop := tsfAgent(t, cfg, func() error { return nil }, st)
+	defer stop()
+	waitFor(t, "the status", func() bool { return ag.Status().EndTSF != nil })
+	if s := ag.Status().EndTSF; s.Stamping || s.Installed != "" || !strings.Contains(s.Error, "End.B6.Encaps") {
+		t.Errorf("status %+v, want not installed, not stamped, the BSID named", s)
+	}
+	if sids, _, _ := st.last(); len(sids) != 0 {
+		t.Errorf("stamper told to stamp %v", sids)
+	}
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	for _, l := range dp.kernel.LocalSIDs {
+		if l.SID == sid {
+			t.Errorf("End.TSF route %+v installed over the BSID", l)
+		}
+	}
+	if len(dp.kernel.BSIDs) != 1 || dp.kernel.BSIDs[0].SID != sid {
+		t.Errorf("BSIDs %+v, want the path's", dp.kernel.BSIDs)
+	}
 }
