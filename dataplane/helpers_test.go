@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -109,4 +110,26 @@ func packSegs(s []netip.Addr) segList {
 		b = append(b, x[:]...)
 	}
 	return segList(b)
+}
+
+// checkInstalled asserts that the kernel holds Normalize(d) (WAN wan0).
+func checkInstalled(t *testing.T, k *Kernel, d Desired) {
+	t.Helper()
+	checkInstalledDev(t, k, d, "wan0")
+}
+
+// checkInstalledDev asserts that the kernel holds Normalize(d) with this WAN.
+func checkInstalledDev(t *testing.T, k *Kernel, d Desired, wan string) {
+	t.Helper()
+	got, err := k.Installed(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Normalize(d, k.Capabilities(), wan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("installed\n %+v\nwant\n %+v", got, want)
+	}
 }

@@ -289,17 +289,7 @@ func TestKernelHMACKeyTable(t *testing.T) {
 	d := hmacDesired()
 	check := func(d Desired, show map[string]string) {
 		t.Helper()
-		got, err := k.Installed(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := Normalize(d, k.Capabilities(), "wan0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("installed %+v\nwant %+v", got, want)
-		}
+		checkInstalled(t, k, d)
 		if s := hmacShow(t, n); !reflect.DeepEqual(s, show) {
 			t.Fatalf("ip sr hmac show %v, want %v", s, show)
 		}

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
-	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -27,12 +26,6 @@ import (
 // Netns tests of the SRv6 policy dataplane: multipath encap routes (nexthop
 // groups, or RTA_MULTIPATH without nexthop objects), flow rules, and the
 // switch of a service's route under traffic.
-
-// checkInstalled asserts that the kernel holds Normalize(d) (WAN wan0).
-func checkInstalled(t *testing.T, k *Kernel, d Desired) {
-	t.Helper()
-	checkInstalledDev(t, k, d, "wan0")
-}
 
 // applyCounting applies d and returns how many netlink change requests it sent.
 func applyCounting(t *testing.T, k *Kernel, d Desired) int {
@@ -331,22 +324,6 @@ func TestKernelMultipathTraffic(t *testing.T) {
 	t.Logf("multipath 3:1 over %d flows: path 1 %d packets, path 2 %d, ratio %.2f", flows, p1, p2, ratio)
 	if p1+p2 != flows || ratio < 2.4 || ratio > 3.75 {
 		t.Fatalf("path 1 %d, path 2 %d packets (ratio %.2f), want %d in about 3:1", p1, p2, ratio, flows)
-	}
-}
-
-// checkInstalledDev asserts that the kernel holds Normalize(d) with this WAN.
-func checkInstalledDev(t *testing.T, k *Kernel, d Desired, wan string) {
-	t.Helper()
-	got, err := k.Installed(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := Normalize(d, k.Capabilities(), wan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("installed\n %+v\nwant\n %+v", got, want)
 	}
 }
 

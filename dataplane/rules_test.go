@@ -218,17 +218,7 @@ func TestKernelSIDFilter(t *testing.T) {
 		if got := ourRules(t, n); !slices.Equal(got, rules) {
 			t.Fatalf("rules\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(rules, "\n"))
 		}
-		got, err := k.Installed(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := Normalize(d, k.Capabilities(), "wan0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("installed %+v\nwant %+v", got, want)
-		}
+		checkInstalled(t, k, d)
 		hasForeign()
 	}
 	if err := k.Apply(ctx, d); err != nil {
