@@ -573,11 +573,35 @@ var (
 		blank: func(n uint32) modelFlow { return modelFlow{Inst: n} }, fields: flowFields}
 )
 
-// policyModel registers Policy.{i} and commits its changes.
-type policyModel struct {
-	m *srv6Model
-	// setters apply a change to a candidate model, by parameter template.
-	setters map[string]func(st *modelState, idx []uint32, v string) error
+// policyModel registers Policy.{i} and reads its status.
+type policyModel struct{ m *srv6Model }
+
+// policySetter applies a change to a candidate model.
+type policySetter func(st *modelState, idx []uint32, v string) error
+
+// policySetters are the writable parameters' setters, by template.
+var policySetters = func() map[string]policySetter {
+	out := map[string]policySetter{}
+	addSetters(out, policyLevelP)
+	addSetters(out, constituentLevel)
+	addSetters(out, segmentListLevel)
+	addSetters(out, selectorLevel)
+	addSetters(out, priorityLevel)
+	addSetters(out, policyServiceLevel)
+	addSetters(out, flowLevel)
+	return out
+}()
+
+func addSetters[T instanced](out map[string]policySetter, l policyLevel[T]) {
+	for _, f := range l.fields {
+		out[SRv6Object+l.path+f.name] = func(st *modelState, idx []uint32, v string) error {
+			e := l.entry(st, idx)
+			if e == nil {
+				return fmt.Errorf("instance %v is gone", idx)
+			}
+			return f.set(e, v)
+		}
+	}
 }
 
 // registerLevel registers l's table, its NumberOfEntries counter (next
@@ -615,15 +639,7 @@ func registerLevel[T instanced](pm *policyModel, t *cwmpclient.Tree, l policyLev
 			}}),
 	}
 	for _, f := range l.fields {
-		tmpl := SRv6Object + l.path + f.name
-		pm.setters[tmpl] = func(st *modelState, idx []uint32, v string) error {
-			e := l.entry(st, idx)
-			if e == nil {
-				return fmt.Errorf("instance %v is gone", idx)
-			}
-			return f.set(e, v)
-		}
-		errs = append(errs, t.Register(tmpl, cwmpclient.Param{Type: f.typ, Writable: true, MaxLen: 4096,
+		errs = append(errs, t.Register(SRv6Object+l.path+f.name, cwmpclient.Param{Type: f.typ, Writable: true, MaxLen: 4096,
 			Get: func(idx []uint32) (string, error) {
 				st, _ := m.snapshot()
 				if e := l.entry(&st, idx); e != nil {
@@ -642,7 +658,7 @@ func registerLevel[T instanced](pm *policyModel, t *cwmpclient.Tree, l policyLev
 
 // registerPolicies adds Policy.{i} to t.
 func (m *srv6Model) registerPolicies(t *cwmpclient.Tree) error {
-	pm := &policyModel{m: m, setters: map[string]func(*modelState, []uint32, string) error{}}
+	pm := &policyModel{m: m}
 	errs := []error{
 		registerLevel(pm, t, policyLevelP, maxInstances),
 		registerLevel(pm, t, constituentLevel, maxPolicyChildren),
@@ -934,7 +950,7 @@ func (l policyLayout) problems(p *PolicyConfig, err error) []error {
 			out = append(out, pr)
 			continue
 		}
-		what, rest := sm[4], sm[4]
+		rest := sm[4]
 		pos := -1
 		if n, err := strconv.Atoi(sm[2]); err == nil {
 			pos = n - 1
@@ -949,12 +965,12 @@ func (l policyLayout) problems(p *PolicyConfig, err error) []error {
 			if ln, err := strconv.Atoi(sm[3]); err == nil && ln >= 1 && ln <= len(l.lists[pos]) {
 				lobj := cobj + "SegmentList." + uintText(l.lists[pos][ln-1]) + "."
 				pr.object = lobj
-				if strings.HasPrefix(what, "weight") {
+				if strings.HasPrefix(rest, "weight") {
 					pr.params = []string{lobj + "Weight"}
 				} else {
 					pr.params = []string{lobj + "Segments"}
 				}
-			} else if strings.Contains(what, "color") {
+			} else if strings.Contains(rest, "color") {
 				pr.params = []string{cobj + "Color"}
 			}
 		case "selector":
@@ -1053,7 +1069,7 @@ func (c *policyCommitter) Commit(_ cwmpclient.Values, changes []cwmpclient.Chang
 				actions = append(actions, policyAction{ch: ch, restore: true})
 			}
 		default:
-			set := c.pm.setters[ch.Template]
+			set := policySetters[ch.Template]
 			if set == nil {
 				fault(ch.Name, "%s is not writable", ch.Name)
 			} else if err := set(&cand, ch.Idx, ch.New); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -178,10 +179,14 @@ func TestPolicyModelDraftExampleFromACS(t *testing.T) {
 		// The controller says path2 has 40 Mbit/s left.
 		cwmptest.SetParameterValues("bw", cwmptest.ParameterValue{Name: pol1 + "Constituent.2.RemainingBandwidth", Value: "40000", Type: "long"}),
 		cwmptest.GetParameterValues(pol1+"Constituent.2.RemainingBandwidth", pol1+"Status"),
+		cwmptest.GetParameterNames(pol1, false),
 	)
 	acs.Enqueue(reqs...)
-	cfg, err := ParseConfig([]byte(fmt.Sprintf(strings.Replace(cwmpDoc, "{name: vpn6, behavior: End.DT6, function: 0x6}",
-		`{name: vpn6, behavior: End.DT6, function: 0x6, import_rts: ["65000:1"]}`, 1), acs.URL, t.TempDir())))
+	doc := strings.Replace(cwmpDoc, "{name: vpn6, behavior: End.DT6, function: 0x6}",
+		`{name: vpn6, behavior: End.DT6, function: 0x6, import_rts: ["65000:1"]}`, 1)
+	// A switch reaches the ACS by the client's own notification check.
+	doc = strings.Replace(doc, "  retry_minimum_wait: 1\n", "  retry_minimum_wait: 1\n  notification_interval: 50ms\n", 1)
+	cfg, err := ParseConfig([]byte(fmt.Sprintf(doc, acs.URL, t.TempDir())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,6 +241,17 @@ func TestPolicyModelDraftExampleFromACS(t *testing.T) {
 	if v := r[5].Values(); v[pol1+"Constituent.2.RemainingBandwidth"] != "40000" || v[pol1+"Status"] != "Running" {
 		t.Errorf("after the controller's bandwidth: %v", v)
 	}
+	names := r[6].Names()
+	for _, n := range []string{pol1 + "Selector.2.Priority.2.Weight", pol1 + "Flow.2.FwMark", pol1 + "Constituent.1.RemainingBandwidth", pol1 + "Service.1.Restore"} {
+		if !names[n] {
+			t.Errorf("GetParameterNames: %s not writable", n)
+		}
+	}
+	for _, n := range []string{pol1 + "Status", pol1 + "Service.1.ActiveColors", pol1 + "Constituent.1.SegmentList.1.Delay"} {
+		if w, ok := names[n]; !ok || w {
+			t.Errorf("GetParameterNames: %s listed %v, writable %v; want read-only", n, ok, w)
+		}
+	}
 	if got := runningPolicies(h.agent); !reflect.DeepEqual(got, want) {
 		t.Errorf("the agent runs\n%+v\nwant the YAML example's\n%+v", got, want)
 	}
@@ -248,15 +264,13 @@ func TestPolicyModelDraftExampleFromACS(t *testing.T) {
 	svc1, svc2 := pol1+"Service.1.", pol1+"Service.2."
 	choices := []string{svc1 + "ActiveColors", svc1 + "ActivePriority", svc2 + "ActiveColors", svc2 + "ActivePriority", svc2 + "Fallback",
 		pol1 + "Constituent.1.SegmentList.1.Delay", pol1 + "Constituent.1.SegmentList.1.Status"}
-	session := func(n int, reqs ...cwmptest.Request) map[string]string {
+	session := func(reqs ...cwmptest.Request) map[string]string {
 		t.Helper()
-		acs.Enqueue(append(reqs, cwmptest.GetParameterValues(choices...))...)
-		connectionRequest(t, crURL)
-		resp := waitSessions(t, acs, n)[n-1].Responses()
-		for _, m := range resp[:len(resp)-1] {
-			if m.Method != "SetParameterValuesResponse" {
+		resp := acsRun(t, acs, crURL, append(reqs, cwmptest.GetParameterValues(choices...))...)
+		for _, m := range resp {
+			if m.Method == "Fault" {
 				code, text := m.Fault()
-				t.Fatalf("session %d: %s %d %s", n, m.Method, code, text)
+				t.Fatalf("%d %s", code, text)
 			}
 		}
 		return resp[len(resp)-1].Values()
@@ -275,24 +289,56 @@ func TestPolicyModelDraftExampleFromACS(t *testing.T) {
 			t.Errorf("%s: conference on %q, crm on %q (%v); want %s and %s", step, got[svc1+"ActiveColors"], got[svc2+"ActiveColors"], got, conference, crm)
 		}
 	}
-	got := session(2, bw("80000", "80000"))
+	got := session(bw("80000", "80000"))
 	check("both paths good", got, "10", "20")
 	if got[pol1+"Constituent.1.SegmentList.1.Delay"] != "20000" || got[pol1+"Constituent.1.SegmentList.1.Status"] != "Up" {
 		t.Errorf("path1 measured %v", got)
 	}
 	// CRM overflows off path2 when its remaining bandwidth falls under 50M.
-	got = session(3, bw("80000", "40000"))
+	got = session(bw("80000", "40000"),
+		cwmptest.SetParameterAttributes(cwmptest.SetAttribute{Name: svc1 + "ActiveColors", NotificationChange: true, Notification: 2}))
 	check("path2 at 40 Mbit/s", got, "10", "10")
 	if got[svc2+"ActivePriority"] != "2" {
 		t.Errorf("crm on priority %q, want 2", got[svc2+"ActivePriority"])
 	}
 	// Conference moves to path2 when path1's delay exceeds 100 ms.
+	// The ACS asked for active notification of conference's switch.
 	probes.setDelay(netip.MustParseAddr("2001:db8:a::1"), 150*time.Millisecond)
-	h.waitPolicy(func(p PolicyStatus) bool {
-		return len(p.Services) == 2 && slices.Equal(p.Services[0].Colors, []uint32{20})
+	waitACS(t, "a 4 VALUE CHANGE Inform with conference's new ActiveColors", func() bool {
+		for _, s := range acs.Sessions() {
+			if in := s.Inform; in != nil && in.HasEvent(cwmpclient.EventValueChange) && informValue(in, svc1+"ActiveColors") == "20" {
+				return true
+			}
+		}
+		return false
 	})
-	check("path1 at 150 ms", session(4), "20", "10")
+	check("path1 at 150 ms", session(), "20", "10")
 
+	// A restart keeps the controller's policy (the overlay holds it) under
+	// the instance numbers the ACS knows.
+	h.stop()
+	acs.Enqueue(cwmptest.GetParameterValues(pol1))
+	h2 := start(t, cfg, noVRF, dir)
+	if got := runningPolicies(h2.agent); !reflect.DeepEqual(got, want) {
+		t.Errorf("after a restart the agent runs\n%+v\nwant\n%+v", got, want)
+	}
+	var again map[string]string
+	waitACS(t, "the GPV after the restart", func() bool {
+		ss := acs.Sessions()
+		r := ss[len(ss)-1].Responses()
+		if acs.Queued() > 0 || len(r) == 0 || r[len(r)-1].Method != "GetParameterValuesResponse" {
+			return false
+		}
+		again = r[len(r)-1].Values()
+		return len(again) > len(choices)
+	})
+	for _, v := range draftValues {
+		if name := pol1 + v[0]; again[name] != gpv[name] {
+			t.Errorf("after the restart GPV %s = %q, want %q", name, again[name], gpv[name])
+		}
+	}
+
+	// Every message the CPE sent is valid CWMP.
 	var raws [][]byte
 	for _, s := range acs.Sessions() {
 		for _, m := range s.Messages {
@@ -304,13 +350,41 @@ func TestPolicyModelDraftExampleFromACS(t *testing.T) {
 	if err := cwmpschema.Validate(t, "1-2", raws...); err != nil {
 		t.Error(err)
 	}
+}
 
-	// A restart keeps the controller's policy: the overlay holds it.
-	h.stop()
-	h2 := start(t, cfg, noVRF, dir)
-	if got := runningPolicies(h2.agent); !reflect.DeepEqual(got, want) {
-		t.Errorf("after a restart the agent runs\n%+v\nwant\n%+v", got, want)
+// waitACS polls ok for up to 20 s.
+func waitACS(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 20s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// acsRun has the ACS send reqs in a session it asks for, and returns the
+// CPE's answers, in order, once every one came (whichever sessions
+// carried them).
+func acsRun(t *testing.T, acs *cwmptest.Server, crURL string, reqs ...cwmptest.Request) []cwmptest.Message {
+	t.Helper()
+	answers := func() []cwmptest.Message {
+		var out []cwmptest.Message
+		for _, s := range acs.Sessions() {
+			out = append(out, s.Responses()...)
+		}
+		return out
+	}
+	before := len(answers())
+	acs.Enqueue(reqs...)
+	connectionRequest(t, crURL)
+	var got []cwmptest.Message
+	waitACS(t, "answer to every request", func() bool {
+		got = answers()
+		return len(got) >= before+len(reqs)
+	})
+	return got[before : before+len(reqs)]
 }
 
 // scriptedProbes are the probe sessions of a test: each reports its
@@ -719,4 +793,87 @@ func TestPolicyModelRoundTrip(t *testing.T) {
 	if got, _ := st.policyConfigs(); got != nil {
 		t.Errorf("SRv6 disabled, policies %+v", got)
 	}
+}
+
+// numberedDraft is the model of policies numbered as a tree numbers it,
+// and the tree's configuration parameters (RemainingBandwidth and Restore
+// are the runtime's).
+func numberedDraft(t testing.TB, policies []PolicyConfig) (modelState, []string) {
+	tree := cwmpclient.NewTree(nil, "")
+	// Syncing: the tree's AddObjects are the model's own, as at start.
+	if err := (&srv6Model{syncing: true}).registerPolicies(tree); err != nil {
+		t.Fatal(err)
+	}
+	st := modelState{Policies: policiesFromConfig(policies, nil)}
+	if err := syncPolicyInstances(tree, &st); err != nil {
+		t.Fatal(err)
+	}
+	names, err := tree.GetNames(policyTable, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var writable []string
+	for _, n := range names {
+		if n.Writable && policySetters[changeOf(n.Name, "").Template] != nil {
+			writable = append(writable, n.Name)
+		}
+	}
+	if len(writable) < 40 {
+		t.Fatalf("%d writable configuration parameters: %v", len(writable), writable)
+	}
+	return st, writable
+}
+
+// changeOf is the change SetParameterValues hands the committer.
+func changeOf(name, value string) cwmpclient.Change {
+	ch := cwmpclient.Change{Name: name, New: value}
+	segs := strings.Split(name, ".")
+	for i, seg := range segs {
+		if n, err := strconv.ParseUint(seg, 10, 32); err == nil {
+			ch.Idx = append(ch.Idx, uint32(n))
+			segs[i] = "{i}"
+		}
+	}
+	ch.Template = strings.Join(segs, ".")
+	return ch
+}
+
+// FuzzPolicyModelValues sets one parameter of the draft example to any
+// value, as a committer does: a value is refused or kept, a refused
+// configuration's faults name the changed parameter, and the model
+// survives the overlay's JSON unchanged.
+func FuzzPolicyModelValues(f *testing.F) {
+	cfg, err := ParseConfig([]byte(policyModelDoc + draftPoliciesYAML))
+	if err != nil {
+		f.Fatal(err)
+	}
+	st, writable := numberedDraft(f, cfg.Policies)
+	for i, v := range []string{"0", "30", "", "irp9", "2001:db8::1", "2001:db8:a::1, banana", "true", "101", "0x10/0x0", "65535-1"} {
+		f.Add(uint16(i*7), v)
+	}
+	f.Fuzz(func(t *testing.T, pick uint16, value string) {
+		ch := changeOf(writable[int(pick)%len(writable)], value)
+		cand := st.clone()
+		if policySetters[ch.Template](&cand, ch.Idx, value) != nil {
+			return // a 9007 of its own
+		}
+		if again := cand.clone(); !reflect.DeepEqual(again, cand.clone().clone()) {
+			t.Fatalf("model changes through JSON: %+v", again)
+		}
+		err := checkPolicies(&cand)
+		if err == nil {
+			return
+		}
+		// With a second change of the same SPV that sets a value again, the
+		// fault still lands on the one that broke the configuration.
+		changes := []cwmpclient.Change{ch}
+		if other := pol1 + "ProbeInterval"; ch.Name != other {
+			changes = append(changes, changeOf(other, "10"))
+		}
+		faults := attributePolicy(err, changes, &cand)
+		i := slices.IndexFunc(faults, func(f cwmpclient.SPVFault) bool { return f.Name == ch.Name })
+		if i < 0 || faults[i].Code != cwmpclient.FaultInvalidValue || faults[i].String == "" {
+			t.Fatalf("%s=%q: %v gave faults %+v", ch.Name, value, err, faults)
+		}
+	})
 }
