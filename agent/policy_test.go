@@ -90,6 +90,8 @@ func TestPolicyConfigErrors(t *testing.T) {
 		{"families disagree", "dst: 192.168.2.0/24", "dst: 192.168.2.0/24, src: \"2001:db8::/32\"", "flows[1].src/dst/protocol"},
 		{"icmp to an IPv6 prefix", "{service: crm, dscp: 10}", "{service: crm, protocol: icmp, dst: \"2001:db8::/32\"}", "flows[2].src/dst/protocol"},
 		{"selector checks", "default: 10, wait", "default: 30, wait", "default color 30 is not a constituent"},
+		{"too many paths", "{segments: [2001:db8:a::1, 2001:db8:2205:6::], weight: 1}", strings.Repeat("{segments: [2001:db8:a::1, 2001:db8:2205:6::], weight: 1}, ", 32) +
+			"{segments: [2001:db8:a::1, 2001:db8:2205:6::], weight: 1}", `selectors: "irp1" priority 1 shares over 33 segment lists, more than the 32 paths of a route`},
 		{"table collides with a VPN", "srv6: {locator_len: 48, extension: 0x5}", "srv6: {locator_len: 48, extension: 0x5, policy_table_base: 99}",
 			"services[1] (vpn4).table: 100 is a policy service table (srv6.policy_table_base 99, 2 tables)"},
 		{"table reserved", "srv6: {locator_len: 48, extension: 0x5}", "srv6: {locator_len: 48, extension: 0x5, policy_table_base: 252}",

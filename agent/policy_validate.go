@@ -23,6 +23,9 @@ const (
 	// policy's probe_interval.
 	DefaultPolicyProbeInterval = 100 * time.Millisecond
 	MinPolicyProbeInterval     = 10 * time.Millisecond
+	// maxPolicyPaths is how many paths one multipath route of the
+	// dataplane can share its load over.
+	maxPolicyPaths = 32
 )
 
 // Policy service tables: every service of every policy gets its own
@@ -143,6 +146,9 @@ func (c *Config) validatePolicies() []error {
 		if iv := p.ProbeInterval; iv != 0 && iv < MinPolicyProbeInterval {
 			bad("probe_interval: %v is shorter than %v", iv, MinPolicyProbeInterval)
 		}
+		for _, e := range widePriorities(&p.Policy) {
+			bad("%s", e)
+		}
 		for j, f := range p.Flows {
 			spec, err := parseFlow(f)
 			if err != nil {
@@ -160,6 +166,33 @@ func (c *Config) validatePolicies() []error {
 			rules, n, dataplane.FlowRulePriorityMin, dataplane.FlowRulePriorityMax))
 	}
 	return append(errs, c.validatePolicyTables()...)
+}
+
+// widePriorities says which priorities of p's selectors (and which
+// defaults) share a service over more segment lists than one route can
+// carry.
+func widePriorities(p *srv6.Policy) []string {
+	lists := map[uint32]int{}
+	for _, c := range p.Constituents {
+		lists[c.Color] = len(c.SegmentLists)
+	}
+	var out []string
+	for _, s := range p.Selectors {
+		sum := map[int]int{}
+		for _, e := range s.Priorities {
+			sum[e.Priority] += lists[e.Color]
+		}
+		for _, e := range s.Priorities {
+			if n := sum[e.Priority]; n > maxPolicyPaths {
+				out = append(out, fmt.Sprintf("selectors: %q priority %d shares over %d segment lists, more than the %d paths of a route", s.Name, e.Priority, n, maxPolicyPaths))
+				sum[e.Priority] = 0 // said once
+			}
+		}
+		if n := lists[s.Default]; n > maxPolicyPaths {
+			out = append(out, fmt.Sprintf("selectors: %q default color %d has %d segment lists, more than the %d paths of a route", s.Name, s.Default, n, maxPolicyPaths))
+		}
+	}
+	return out
 }
 
 func policyHasService(p *srv6.Policy, name string) bool {
