@@ -89,6 +89,8 @@ type policyRun struct {
 	lists  [][]*listState // per constituent, per segment list
 	events []PolicyEvent  // the latest policyEventRing, oldest first
 	notes  []string
+	// changed is, per service, the generation of its last choice change.
+	changed map[string]uint64
 }
 
 // listState is a constituent segment list's probe and last measurement.
@@ -142,7 +144,7 @@ func (ps *policySide) configure(cfg *Config) {
 				ps.log.Error("policy not run", zap.String("policy", pc.Name), zap.Error(err))
 				continue
 			}
-			fresh := &policyRun{sel: sel, lists: make([][]*listState, len(pc.Constituents))}
+			fresh := &policyRun{sel: sel, lists: make([][]*listState, len(pc.Constituents)), changed: map[string]uint64{}}
 			for c, k := range pc.Constituents {
 				fresh.lists[c] = make([]*listState, len(k.SegmentLists))
 				for l := range k.SegmentLists {
@@ -150,7 +152,7 @@ func (ps *policySide) configure(cfg *Config) {
 				}
 			}
 			if pr != nil {
-				fresh.events = pr.events
+				fresh.events, fresh.changed = pr.events, pr.changed
 				for _, m := range pr.sel.Measurements() {
 					evs, err := sel.Observe(now, m)
 					if err == nil {
@@ -265,6 +267,9 @@ func (ps *policySide) recordLocked(pr *policyRun, evs []srv6.Event) {
 		ps.changedAt = time.Now()
 	}
 	ps.gen++
+	for _, e := range evs {
+		pr.changed[e.Service] = ps.gen
+	}
 	signal(ps.changed)
 }
 

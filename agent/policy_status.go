@@ -123,7 +123,7 @@ func (a *Agent) PolicyStatus() []PolicyStatus {
 		for j, s := range p.Services {
 			c, _ := pr.sel.Choice(s.Name)
 			ss := PolicyServiceStatus{Name: s.Name, Selector: s.Selector, Table: pr.tables[j], Priority: c.Priority,
-				Colors: c.Colors(), Fallback: c.Fallback, Reason: c.Reason, Since: c.Since, Installed: ps.applied == ps.gen}
+				Colors: c.Colors(), Fallback: c.Fallback, Reason: c.Reason, Since: c.Since, Installed: ps.applied >= pr.changed[s.Name]}
 			for _, wp := range c.Paths {
 				ss.Paths = append(ss.Paths, PolicyPathStatus{Color: wp.Color, List: wp.List + 1, Weight: wp.Weight})
 			}
