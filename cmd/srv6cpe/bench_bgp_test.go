@@ -51,6 +51,9 @@ func BenchmarkBGPInstall10k(b *testing.B) {
 	}
 	c2.waitStatus(b, "cpe1's two routes installed", 20*time.Second, installed(2))
 	pid := c2.cmd.Process.Pid
+	// Idle: start-up has settled (the agent releases memory agent.burstSettle,
+	// 2 s, after the start-up applies).
+	time.Sleep(3 * time.Second)
 	idleRSS := vmRSS(b, pid)
 
 	var total time.Duration

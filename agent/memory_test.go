@@ -1,0 +1,115 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCleanProgramMappings(t *testing.T) {
+	const exe = "/usr/sbin/srv6cpe"
+	// entry is one mapping of a /proc/PID/smaps text.
+	entry := func(header string, anonKB int) string {
+		return header + "\nSize:               1024 kB\nRss:                 512 kB\nAnonymous:    " +
+			strconv.Itoa(anonKB) + " kB\nVmFlags: rd mr mw me\n"
+	}
+	smaps := entry("00400000-00cb5000 r-xp 00000000 fe:00 123 /usr/sbin/srv6cpe", 0) +
+		entry("00cb5000-0168a000 r--p 008b5000 fe:00 123 /usr/sbin/srv6cpe", 0) +
+		entry("0168a000-01700000 r--p 0128a000 fe:00 123 /usr/sbin/srv6cpe", 8) + // RELRO: written by the loader
+		entry("01700000-01704000 rw-p 01300000 fe:00 123 /usr/sbin/srv6cpe", 0) +
+		entry("01704000-01800000 rw-p 00000000 00:00 0", 100) +
+		entry("7f0000000000-7f0000001000 r--s 00000000 fe:00 9 /usr/sbin/srv6cpe", 0) +
+		entry("7f0000001000-7f0000002000 r--p 00000000 fe:00 77 /usr/lib/other.so", 0) +
+		entry("7f0000002000-7f0000003000 r--p 00000000 fe:00 78 /usr/sbin/srv6cpe.old", 0) +
+		entry("zz-01 r--p 00000000 fe:00 123 /usr/sbin/srv6cpe", 0) +
+		"00400000-00500000 r-xp 00000000 fe:00 123 /usr/sbin/srv6cpe\n" // cut off: no Anonymous line
+	got := cleanProgramMappings([]byte(smaps), exe)
+	want := []addrRange{{0x400000, 0xcb5000}, {0xcb5000, 0x168a000}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("cleanProgramMappings = %#v, want %#v", got, want)
+	}
+
+	// A replaced binary: the kernel appends " (deleted)", and paths may
+	// hold spaces; the padding before the path varies.
+	deleted := "/opt/my dir/srv6cpe (deleted)"
+	smaps = entry("00400000-00500000 r-xp 00000000 fe:00 5                          "+deleted, 0)
+	if got := cleanProgramMappings([]byte(smaps), deleted); len(got) != 1 || got[0] != (addrRange{0x400000, 0x500000}) {
+		t.Fatalf("deleted binary: cleanProgramMappings = %#v", got)
+	}
+}
+
+// TestDropProgramPages drops this test binary's read-only pages and checks
+// that it keeps running and fewer of them are resident.
+func TestDropProgramPages(t *testing.T) {
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		t.Skipf("no /proc/self/exe: %v", err)
+	}
+	before := programRSS(t, exe)
+	if err := dropProgramPages(); err != nil {
+		t.Fatal(err)
+	}
+	after := programRSS(t, exe)
+	t.Logf("read-only pages of the test binary resident: %d KiB before, %d KiB after", before, after)
+	if after >= before {
+		t.Fatalf("resident read-only pages did not shrink: %d KiB before, %d KiB after", before, after)
+	}
+}
+
+// programRSS sums the Rss of exe's read-only mappings in /proc/self/smaps.
+func programRSS(t *testing.T, exe string) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Skipf("no /proc/self/smaps: %v", err)
+	}
+	total, in := 0, false
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := sc.Text()
+		if f := strings.SplitN(line, " ", 6); len(f) == 6 && strings.Contains(f[0], "-") {
+			in = strings.TrimLeft(f[5], " ") == exe && !strings.Contains(f[1], "w")
+			continue
+		}
+		if v, ok := strings.CutPrefix(line, "Rss:"); ok && in {
+			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			if err != nil {
+				t.Fatalf("smaps line %q: %v", line, err)
+			}
+			total += kb
+		}
+	}
+	return total
+}
+
+func TestMemoryReleaseAfterStartAndBursts(t *testing.T) {
+	released := make(chan struct{}, 4)
+	clock := time.Now()
+	m := memoryRelease{release: func() { released <- struct{}{} }, now: func() time.Time { return clock }}
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-released:
+		case <-time.After(burstSettle + 5*time.Second):
+			t.Fatalf("no release %s", what)
+		}
+	}
+	m.applied(0) // start-up
+	clock = clock.Add(startupWindow / 2)
+	m.applied(2) // still start-up: the first routes
+	wait("after start-up")
+	clock = clock.Add(startupWindow)
+	m.applied(2 + burstRoutes - 1) // not a burst
+	m.applied(2 + 2*burstRoutes)   // a burst
+	wait("after a burst")
+	m.applied(2 + 2*burstRoutes - 1) // a small change
+	select {
+	case <-released:
+		t.Fatal("a small change after start-up released memory")
+	case <-time.After(burstSettle + 500*time.Millisecond):
+	}
+}
