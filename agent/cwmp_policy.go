@@ -34,8 +34,13 @@ import (
 const policyTable = SRv6Object + "Policy."
 
 // maxPolicyChildren caps every table under a policy (constituents, lists,
-// selectors, priorities, services, flows).
-const maxPolicyChildren = 32
+// selectors, priorities, services, flows), and maxPolicyObjects all of
+// their instances together: a controller cannot exhaust a CPE's memory or
+// flash through AddObject.
+const (
+	maxPolicyChildren = 32
+	maxPolicyObjects  = 1024
+)
 
 // policyRuntime is the policy runtime as the CWMP model sees it (the
 // Agent; a fake in tests).
@@ -224,12 +229,13 @@ func (st *modelState) policyConfigs() ([]PolicyConfig, []policyLayout) {
 	return out, layouts
 }
 
-// instAt is the instance number prev gives position i (0: none).
-func instAt[T instanced](prev []T, i int) uint32 {
-	if i < len(prev) {
-		return prev[i].instNum()
+// at is l[i], or the zero entry past l's end.
+func at[T any](l []T, i int) T {
+	if i < len(l) {
+		return l[i]
 	}
-	return 0
+	var zero T
+	return zero
 }
 
 // policiesFromConfig mirrors the file's policies (all enabled), keeping
@@ -239,49 +245,41 @@ func instAt[T instanced](prev []T, i int) uint32 {
 func policiesFromConfig(cfgs []PolicyConfig, prev []modelPolicy) []modelPolicy {
 	var out []modelPolicy
 	for i, c := range cfgs {
-		var pp modelPolicy
-		if i < len(prev) {
-			pp = prev[i]
-		}
-		p := modelPolicy{Inst: pp.Inst, Enable: true, Name: c.Name, Color: c.Color, Endpoint: c.Endpoint, VPN: c.VPN, ProbeInterval: c.ProbeInterval, EndTSF: c.EndTSF}
+		pp := at(prev, i)
+		p := modelPolicy{Inst: pp.Inst, Enable: true, Name: c.Name, Color: c.Color, Endpoint: c.Endpoint, VPN: c.VPN,
+			ProbeInterval: c.ProbeInterval, EndTSF: c.EndTSF}
 		for j, k := range c.Constituents {
-			var pc modelConstituent
-			if j < len(pp.Constituents) {
-				pc = pp.Constituents[j]
-			}
+			pc := at(pp.Constituents, j)
 			mc := modelConstituent{Inst: pc.Inst, Color: k.Color, Name: k.Name}
 			for n, sl := range k.SegmentLists {
-				mc.Lists = append(mc.Lists, modelSegmentList{Inst: instAt(pc.Lists, n), Segments: slices.Clone([]netip.Addr(sl.Segments)), Weight: sl.Weight})
+				mc.Lists = append(mc.Lists, modelSegmentList{Inst: at(pc.Lists, n).Inst, Segments: slices.Clone([]netip.Addr(sl.Segments)), Weight: sl.Weight})
 			}
-			mc.Lists = appendBlanks(mc.Lists, pc.Lists, func(n uint32) modelSegmentList { return modelSegmentList{Inst: n, Weight: 1} })
+			mc.Lists = appendBlanks(mc.Lists, pc.Lists, segmentListLevel.blank)
 			p.Constituents = append(p.Constituents, mc)
 		}
 		for j, s := range c.Selectors {
-			var ps modelSelector
-			if j < len(pp.Selectors) {
-				ps = pp.Selectors[j]
-			}
+			ps := at(pp.Selectors, j)
 			ms := modelSelector{Inst: ps.Inst, Name: s.Name, Thresholds: s.Thresholds, Default: s.Default,
 				WaitToRestore: s.WaitToRestore, NonRevertive: s.NonRevertive}
 			for n, e := range s.Priorities {
-				ms.Priorities = append(ms.Priorities, modelPriority{Inst: instAt(ps.Priorities, n), PriorityEntry: e})
+				ms.Priorities = append(ms.Priorities, modelPriority{Inst: at(ps.Priorities, n).Inst, PriorityEntry: e})
 			}
-			ms.Priorities = appendBlanks(ms.Priorities, ps.Priorities, func(n uint32) modelPriority { return modelPriority{Inst: n} })
+			ms.Priorities = appendBlanks(ms.Priorities, ps.Priorities, priorityLevel.blank)
 			p.Selectors = append(p.Selectors, ms)
 		}
 		for j, s := range c.Services {
-			p.Services = append(p.Services, modelPolicyService{Inst: instAt(pp.Services, j), PolicyService: s})
+			p.Services = append(p.Services, modelPolicyService{Inst: at(pp.Services, j).Inst, PolicyService: s})
 		}
 		for j, f := range c.Flows {
-			p.Flows = append(p.Flows, modelFlow{Inst: instAt(pp.Flows, j), FlowConfig: f})
+			p.Flows = append(p.Flows, modelFlow{Inst: at(pp.Flows, j).Inst, FlowConfig: f})
 		}
-		p.Constituents = appendBlanks(p.Constituents, pp.Constituents, func(n uint32) modelConstituent { return modelConstituent{Inst: n} })
-		p.Selectors = appendBlanks(p.Selectors, pp.Selectors, func(n uint32) modelSelector { return modelSelector{Inst: n} })
-		p.Services = appendBlanks(p.Services, pp.Services, func(n uint32) modelPolicyService { return modelPolicyService{Inst: n} })
-		p.Flows = appendBlanks(p.Flows, pp.Flows, func(n uint32) modelFlow { return modelFlow{Inst: n} })
+		p.Constituents = appendBlanks(p.Constituents, pp.Constituents, constituentLevel.blank)
+		p.Selectors = appendBlanks(p.Selectors, pp.Selectors, selectorLevel.blank)
+		p.Services = appendBlanks(p.Services, pp.Services, policyServiceLevel.blank)
+		p.Flows = appendBlanks(p.Flows, pp.Flows, flowLevel.blank)
 		out = append(out, p)
 	}
-	return appendBlanks(out, prev, func(n uint32) modelPolicy { return modelPolicy{Inst: n} })
+	return appendBlanks(out, prev, policyLevelP.blank)
 }
 
 // appendBlanks adds a blank entry for each numbered instance of prev
@@ -625,6 +623,9 @@ func registerLevel[T instanced](pm *policyModel, t *cwmpclient.Tree, l policyLev
 					if list == nil {
 						return fmt.Errorf("the parent of instance %d is gone", idx[len(idx)-1])
 					}
+					if n := policyObjects(st); n >= maxPolicyObjects {
+						return cwmpclient.NewFault(cwmpclient.FaultResourcesExceeded, "the policies already have %d objects", n)
+					}
 					*list = append(*list, l.blank(idx[len(idx)-1]))
 					return nil
 				})
@@ -654,6 +655,21 @@ func registerLevel[T instanced](pm *policyModel, t *cwmpclient.Tree, l policyLev
 			}}))
 	}
 	return errors.Join(errs...)
+}
+
+// policyObjects counts the instances of every table of the policies.
+func policyObjects(st *modelState) int {
+	n := len(st.Policies)
+	for _, p := range st.Policies {
+		n += len(p.Constituents) + len(p.Selectors) + len(p.Services) + len(p.Flows)
+		for _, c := range p.Constituents {
+			n += len(c.Lists)
+		}
+		for _, s := range p.Selectors {
+			n += len(s.Priorities)
+		}
+	}
+	return n
 }
 
 // registerPolicies adds Policy.{i} to t.

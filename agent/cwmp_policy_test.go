@@ -317,6 +317,7 @@ func TestPolicyModelDraftExampleFromACS(t *testing.T) {
 	// A restart keeps the controller's policy (the overlay holds it) under
 	// the instance numbers the ACS knows.
 	h.stop()
+	restartAt := len(acs.Sessions())
 	acs.Enqueue(cwmptest.GetParameterValues(pol1))
 	h2 := start(t, cfg, noVRF, dir)
 	if got := runningPolicies(h2.agent); !reflect.DeepEqual(got, want) {
@@ -324,13 +325,15 @@ func TestPolicyModelDraftExampleFromACS(t *testing.T) {
 	}
 	var again map[string]string
 	waitACS(t, "the GPV after the restart", func() bool {
-		ss := acs.Sessions()
-		r := ss[len(ss)-1].Responses()
-		if acs.Queued() > 0 || len(r) == 0 || r[len(r)-1].Method != "GetParameterValuesResponse" {
-			return false
+		for _, s := range acs.Sessions()[restartAt:] {
+			for _, m := range s.Responses() {
+				if v := m.Values(); m.Method == "GetParameterValuesResponse" && v[pol1+"Name"] != "" {
+					again = v
+					return true
+				}
+			}
 		}
-		again = r[len(r)-1].Values()
-		return len(again) > len(choices)
+		return false
 	})
 	for _, v := range draftValues {
 		if name := pol1 + v[0]; again[name] != gpv[name] {
@@ -876,4 +879,41 @@ func FuzzPolicyModelValues(f *testing.F) {
 			t.Fatalf("%s=%q: %v gave faults %+v", ch.Name, value, err, faults)
 		}
 	})
+}
+
+// AddObject stops at maxPolicyObjects instances under the policies.
+func TestPolicyModelObjectCap(t *testing.T) {
+	m := startModel(t, policyModelDoc+draftPoliciesYAML, t.TempDir())
+	st, _ := m.agent.model.snapshot()
+	st = st.clone()
+	p := &st.Policies[0]
+	for n := policyObjects(&st); n < maxPolicyObjects; n++ {
+		c := &p.Constituents[len(p.Constituents)-1]
+		if len(c.Lists) == maxPolicyChildren {
+			p.Constituents = append(p.Constituents, modelConstituent{})
+			continue
+		}
+		c.Lists = append(c.Lists, modelSegmentList{Weight: 1})
+	}
+	// Blank entries: the configuration the agent runs stays the same.
+	if err := m.agent.model.replace(st); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.agent.model.syncInstances(m.tree); err != nil {
+		t.Fatal(err)
+	}
+	_, err := m.tree.AddObject(pol1+"Flow.", "k")
+	var f *cwmpclient.Fault
+	if !errors.As(err, &f) || f.Code != cwmpclient.FaultResourcesExceeded {
+		t.Fatalf("AddObject past %d objects: %v", maxPolicyObjects, err)
+	}
+	if err := m.tree.DeleteObject(pol1+"Constituent.2.", "k"); err == nil {
+		t.Fatal("deleted a constituent a selector uses")
+	}
+	if err := m.tree.DeleteObject(pol1+"Constituent.3.", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.tree.AddObject(pol1+"Flow.", "k"); err != nil {
+		t.Errorf("AddObject after a DeleteObject made room: %v", err)
+	}
 }
