@@ -339,3 +339,35 @@ func TestSegmentsYAML(t *testing.T) {
 		}
 	}
 }
+
+// TestDraftSection5MetricOrder: a list only missing a metric a selector
+// checks has not failed, so when delay arrives before bandwidth, crm goes
+// straight to path2 once path2's bandwidth is in, with no wait-to-restore.
+func TestDraftSection5MetricOrder(t *testing.T) {
+	s, err := NewSelector(draftPolicy(t), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delay := func(color uint32) Measurement {
+		return Measurement{Color: color, Liveness: PathUp, Has: MetricDelay, Delay: 20 * time.Millisecond}
+	}
+	bw := func(color uint32) Measurement {
+		return Measurement{Color: color, Has: MetricBandwidth, Bandwidth: 80e6}
+	}
+	for _, m := range []Measurement{delay(10), delay(20)} {
+		if _, err := s.Observe(t0, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range []Measurement{bw(10), bw(20)} {
+		if _, err := s.Observe(t0.Add(time.Second), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c, _ := s.Choice("crm"); c.Fallback || c.Priority != 1 || c.Colors()[0] != 20 {
+		t.Fatalf("crm on %s, want priority 1 (color 20) at once", c)
+	}
+	if c, _ := s.Choice("conference"); c.Priority != 1 || c.Colors()[0] != 10 {
+		t.Fatalf("conference on %s, want priority 1 (color 10)", c)
+	}
+}

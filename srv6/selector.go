@@ -499,7 +499,8 @@ func (s *Selector) requalify() {
 		for c := range s.paths {
 			for l := range s.paths[c] {
 				ps := &s.paths[c][l]
-				ok := failure(sel.cfg.Thresholds, ps) == ""
+				why, broken := failure(sel.cfg.Thresholds, ps)
+				ok := why == ""
 				q := &sel.qual[c][l]
 				if ok != q.ok {
 					q.ok = ok
@@ -508,46 +509,54 @@ func (s *Selector) requalify() {
 						q.since = s.now
 					}
 				}
-				q.failed = q.failed || !ok && (ps.down || ps.has != 0)
+				// Only a real failure (down, or a threshold broken) makes a
+				// list wait to restore: one merely missing a metric has not
+				// failed, or the order measurements arrive in would decide
+				// where a service sits.
+				q.failed = q.failed || broken
 			}
 		}
 	}
 }
 
-// failure says why a list fails th, or "" if it meets them. A list never
-// measured meets an empty set of thresholds (static priority routing).
-func failure(th Thresholds, ps *pathState) string {
+// failure says why a list fails th, or "" if it meets them, and whether it
+// broke them (down, or a measured value beyond a threshold) rather than
+// only lacking a measurement. A list never measured meets an empty set of
+// thresholds (static priority routing).
+func failure(th Thresholds, ps *pathState) (why string, broken bool) {
 	if ps.down {
-		return "down"
+		return "down", true
 	}
 	checked := th.Delay > 0 || th.Jitter > 0 || th.LossPercent > 0 || th.MinBandwidth > 0
 	if !checked {
-		return ""
+		return "", false
 	}
 	if ps.has == 0 {
-		return "no measurement yet"
+		return "no measurement yet", false
 	}
-	var why []string
+	var reasons []string
+	missing := 0
 	need := func(m Metric, name string) bool {
 		if ps.has&m == 0 {
-			why = append(why, "no "+name+" measurement")
+			reasons = append(reasons, "no "+name+" measurement")
+			missing++
 			return false
 		}
 		return true
 	}
 	if th.Delay > 0 && need(MetricDelay, "delay") && ps.delay > th.Delay {
-		why = append(why, fmt.Sprintf("delay %v above %v", ps.delay, th.Delay))
+		reasons = append(reasons, fmt.Sprintf("delay %v above %v", ps.delay, th.Delay))
 	}
 	if th.Jitter > 0 && need(MetricJitter, "jitter") && ps.jitter > th.Jitter {
-		why = append(why, fmt.Sprintf("jitter %v above %v", ps.jitter, th.Jitter))
+		reasons = append(reasons, fmt.Sprintf("jitter %v above %v", ps.jitter, th.Jitter))
 	}
 	if th.LossPercent > 0 && need(MetricLoss, "loss") && ps.loss*100 > th.LossPercent {
-		why = append(why, fmt.Sprintf("loss %.3g%% above %.3g%%", ps.loss*100, th.LossPercent))
+		reasons = append(reasons, fmt.Sprintf("loss %.3g%% above %.3g%%", ps.loss*100, th.LossPercent))
 	}
 	if th.MinBandwidth > 0 && need(MetricBandwidth, "bandwidth") && ps.bw < th.MinBandwidth {
-		why = append(why, fmt.Sprintf("remaining bandwidth %vbit/s under %vbit/s", ps.bw, th.MinBandwidth))
+		reasons = append(reasons, fmt.Sprintf("remaining bandwidth %vbit/s under %vbit/s", ps.bw, th.MinBandwidth))
 	}
-	return strings.Join(why, ", ")
+	return strings.Join(reasons, ", "), len(reasons) > missing
 }
 
 func (s *Selector) eachList(ms []member, f func(pathKey)) {
@@ -703,7 +712,7 @@ func (s *Selector) levelsFailure(sel *selState, from, to int) string {
 	var why []string
 	for li := from; li < to; li++ {
 		s.eachList(sel.levels[li].members, func(k pathKey) {
-			if f := failure(sel.cfg.Thresholds, &s.paths[k.c][k.l]); f != "" {
+			if f, _ := failure(sel.cfg.Thresholds, &s.paths[k.c][k.l]); f != "" {
 				why = append(why, s.pathName(k)+": "+f)
 			}
 		})
@@ -720,7 +729,7 @@ func (s *Selector) shareChange(sel *selState, old, cur []pathKey) string {
 	}
 	for _, k := range old {
 		if !slices.Contains(cur, k) {
-			why := failure(sel.cfg.Thresholds, &s.paths[k.c][k.l])
+			why, _ := failure(sel.cfg.Thresholds, &s.paths[k.c][k.l])
 			if why == "" {
 				why = "back to the share"
 			}
