@@ -329,50 +329,39 @@ func uintText[N ~uint32 | ~uint64 | ~int | ~int64](n N) string {
 	return strconv.FormatUint(uint64(n), 10)
 }
 
-func setUint32(dst *uint32) func(string) error {
-	return func(v string) error {
-		n, err := strconv.ParseUint(v, 10, 32)
-		*dst = uint32(n)
-		return err
-	}
+func setUint32(dst *uint32, v string) error {
+	n, err := parseUint(v, 32)
+	*dst = uint32(n)
+	return err
 }
 
 // setScaled stores an unsigned count of unit into a duration.
-func setScaled(dst *time.Duration, unit time.Duration) func(string) error {
-	return func(v string) error {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return err
-		}
-		if n > uint64(math.MaxInt64/unit) {
-			return fmt.Errorf("%s is too large", v)
-		}
-		*dst = time.Duration(n) * unit
-		return nil
+func setScaled(dst *time.Duration, unit time.Duration, v string) error {
+	n, err := parseUint(v, 64)
+	if err != nil {
+		return err
 	}
-}
-
-func optionalName(v string) error {
-	if v == "" {
-		return nil
+	if n > uint64(math.MaxInt64/unit) {
+		return fmt.Errorf("%s is too large", v)
 	}
-	return checkName(v)
+	*dst = time.Duration(n) * unit
+	return nil
 }
 
 var policyFields = []policyField[modelPolicy]{
 	{name: "Enable", typ: cwmpclient.TypeBoolean, get: func(p *modelPolicy) string { return strconv.FormatBool(p.Enable) },
 		set: func(p *modelPolicy, v string) error { p.Enable = v == "true"; return nil }},
 	{name: "Name", get: func(p *modelPolicy) string { return p.Name },
-		set: func(p *modelPolicy, v string) error { p.Name = v; return optionalName(v) }},
+		set: func(p *modelPolicy, v string) error { p.Name = v; return checkOptionalName(v) }},
 	{name: "Color", typ: cwmpclient.TypeUnsignedInt, get: func(p *modelPolicy) string { return uintText(p.Color) },
-		set: func(p *modelPolicy, v string) error { return setUint32(&p.Color)(v) }},
+		set: func(p *modelPolicy, v string) error { return setUint32(&p.Color, v) }},
 	{name: "Endpoint", get: func(p *modelPolicy) string { return addrText(p.Endpoint) },
 		set: func(p *modelPolicy, v string) (err error) { p.Endpoint, err = parseOptionalAddr(v); return err }},
 	{name: "VPN", get: func(p *modelPolicy) string { return p.VPN },
-		set: func(p *modelPolicy, v string) error { p.VPN = v; return optionalName(v) }},
+		set: func(p *modelPolicy, v string) error { p.VPN = v; return checkOptionalName(v) }},
 	// Milliseconds: loopback probes run every few ms.
 	{name: "ProbeInterval", typ: cwmpclient.TypeUnsignedInt, get: func(p *modelPolicy) string { return uintText(p.ProbeInterval / time.Millisecond) },
-		set: func(p *modelPolicy, v string) error { return setScaled(&p.ProbeInterval, time.Millisecond)(v) }},
+		set: func(p *modelPolicy, v string) error { return setScaled(&p.ProbeInterval, time.Millisecond, v) }},
 	// The last SID of every segment list is the far node's End.TSF SID.
 	{name: "EndTSF", typ: cwmpclient.TypeBoolean, get: func(p *modelPolicy) string { return strconv.FormatBool(p.EndTSF) },
 		set: func(p *modelPolicy, v string) error { p.EndTSF = v == "true"; return nil }},
@@ -380,9 +369,9 @@ var policyFields = []policyField[modelPolicy]{
 
 var constituentFields = []policyField[modelConstituent]{
 	{name: "Color", typ: cwmpclient.TypeUnsignedInt, get: func(c *modelConstituent) string { return uintText(c.Color) },
-		set: func(c *modelConstituent, v string) error { return setUint32(&c.Color)(v) }},
+		set: func(c *modelConstituent, v string) error { return setUint32(&c.Color, v) }},
 	{name: "Name", get: func(c *modelConstituent) string { return c.Name },
-		set: func(c *modelConstituent, v string) error { c.Name = v; return optionalName(v) }},
+		set: func(c *modelConstituent, v string) error { c.Name = v; return checkOptionalName(v) }},
 }
 
 var segmentListFields = []policyField[modelSegmentList]{
@@ -401,22 +390,22 @@ var segmentListFields = []policyField[modelSegmentList]{
 		return err
 	}},
 	{name: "Weight", typ: cwmpclient.TypeUnsignedInt, get: func(l *modelSegmentList) string { return uintText(l.Weight) },
-		set: func(l *modelSegmentList, v string) error { return setUint32(&l.Weight)(v) }},
+		set: func(l *modelSegmentList, v string) error { return setUint32(&l.Weight, v) }},
 }
 
 var selectorFields = []policyField[modelSelector]{
 	{name: "Name", get: func(s *modelSelector) string { return s.Name },
-		set: func(s *modelSelector, v string) error { s.Name = v; return optionalName(v) }},
+		set: func(s *modelSelector, v string) error { s.Name = v; return checkOptionalName(v) }},
 	{name: "DefaultColor", typ: cwmpclient.TypeUnsignedInt, get: func(s *modelSelector) string { return uintText(s.Default) },
-		set: func(s *modelSelector, v string) error { return setUint32(&s.Default)(v) }},
+		set: func(s *modelSelector, v string) error { return setUint32(&s.Default, v) }},
 	{name: "WaitToRestore", typ: cwmpclient.TypeUnsignedInt, get: func(s *modelSelector) string { return uintText(s.WaitToRestore / time.Second) },
-		set: func(s *modelSelector, v string) error { return setScaled(&s.WaitToRestore, time.Second)(v) }},
+		set: func(s *modelSelector, v string) error { return setScaled(&s.WaitToRestore, time.Second, v) }},
 	{name: "Revertive", typ: cwmpclient.TypeBoolean, get: func(s *modelSelector) string { return strconv.FormatBool(!s.NonRevertive) },
 		set: func(s *modelSelector, v string) error { s.NonRevertive = v != "true"; return nil }},
 	{name: "DelayThreshold", typ: cwmpclient.TypeUnsignedInt, get: func(s *modelSelector) string { return uintText(s.Thresholds.Delay / time.Microsecond) },
-		set: func(s *modelSelector, v string) error { return setScaled(&s.Thresholds.Delay, time.Microsecond)(v) }},
+		set: func(s *modelSelector, v string) error { return setScaled(&s.Thresholds.Delay, time.Microsecond, v) }},
 	{name: "JitterThreshold", typ: cwmpclient.TypeUnsignedInt, get: func(s *modelSelector) string { return uintText(s.Thresholds.Jitter / time.Microsecond) },
-		set: func(s *modelSelector, v string) error { return setScaled(&s.Thresholds.Jitter, time.Microsecond)(v) }},
+		set: func(s *modelSelector, v string) error { return setScaled(&s.Thresholds.Jitter, time.Microsecond, v) }},
 	// A decimal percentage ("0.5"); 0 is not checked.
 	{name: "LossThreshold", get: func(s *modelSelector) string { return strconv.FormatFloat(s.Thresholds.LossPercent, 'f', -1, 64) },
 		set: func(s *modelSelector, v string) error {
@@ -455,17 +444,17 @@ var priorityFields = []policyField[modelPriority]{
 			return err
 		}},
 	{name: "Color", typ: cwmpclient.TypeUnsignedInt, get: func(e *modelPriority) string { return uintText(e.Color) },
-		set: func(e *modelPriority, v string) error { return setUint32(&e.Color)(v) }},
+		set: func(e *modelPriority, v string) error { return setUint32(&e.Color, v) }},
 	// 0 counts as 1.
 	{name: "Weight", typ: cwmpclient.TypeUnsignedInt, get: func(e *modelPriority) string { return uintText(e.Weight) },
-		set: func(e *modelPriority, v string) error { return setUint32(&e.Weight)(v) }},
+		set: func(e *modelPriority, v string) error { return setUint32(&e.Weight, v) }},
 }
 
 var policyServiceFields = []policyField[modelPolicyService]{
 	{name: "Name", get: func(s *modelPolicyService) string { return s.Name },
-		set: func(s *modelPolicyService, v string) error { s.Name = v; return optionalName(v) }},
+		set: func(s *modelPolicyService, v string) error { s.Name = v; return checkOptionalName(v) }},
 	{name: "Selector", get: func(s *modelPolicyService) string { return s.Selector },
-		set: func(s *modelPolicyService, v string) error { s.Selector = v; return optionalName(v) }},
+		set: func(s *modelPolicyService, v string) error { s.Selector = v; return checkOptionalName(v) }},
 }
 
 // textField is a FlowConfig string field, checked on its own with the
@@ -482,7 +471,7 @@ func checkPortRange(v string) error  { _, err := parsePortRange(v); return err }
 
 var flowFields = []policyField[modelFlow]{
 	{name: "Service", get: func(f *modelFlow) string { return f.Service },
-		set: func(f *modelFlow, v string) error { f.Service = v; return optionalName(v) }},
+		set: func(f *modelFlow, v string) error { f.Service = v; return checkOptionalName(v) }},
 	// -1: any DSCP (as TR-181's QoS classification writes it).
 	{name: "DSCP", typ: cwmpclient.TypeInt, get: func(f *modelFlow) string {
 		if f.DSCP == nil {
