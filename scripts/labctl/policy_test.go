@@ -398,18 +398,22 @@ func TestLabPolicy(t *testing.T) {
 	h := cpe1Routes(t)
 	f := startFlows(t)
 	crm0 := crmEvents(t, l)
+	type svc struct {
+		name, want string
+		table      int
+	}
 	where := func(when, conf string) {
 		t.Helper()
-		crossed := f.carried(t, 50)
-		for _, c := range []struct {
-			svc, want string
-			table     int
-		}{{"conference", conf, conferenceTab}, {"crm", path2SID, crmTab}} {
+		svcs := []svc{{"conference", conf, conferenceTab}, {"crm", path2SID, crmTab}}
+		for _, c := range svcs {
 			if got, err := serviceRoute(h, c.table); err != nil || got != c.want {
-				t.Errorf("%s: %s's route (table %d) starts at %q (%v), want %s", when, c.svc, c.table, got, err, c.want)
+				t.Errorf("%s: %s's route (table %d) starts at %q (%v), want %s", when, c.name, c.table, got, err, c.want)
 			}
-			if got := crossed[c.svc]; got != transitOf[c.want] {
-				t.Errorf("%s: %s's packets crossed %s, want all on %s", when, c.svc, got, transitOf[c.want])
+		}
+		crossed := f.carried(t, 50)
+		for _, c := range svcs {
+			if got := crossed[c.name]; got != transitOf[c.want] {
+				t.Errorf("%s: %s's packets crossed %s, want all on %s", when, c.name, got, transitOf[c.want])
 			}
 		}
 	}
@@ -427,13 +431,15 @@ func TestLabPolicy(t *testing.T) {
 		t.Logf("%s%% loss on path1: conference on path2 in the kernel at most %v after the loss began", pct, at.Sub(t0).Round(time.Millisecond))
 		where(pct+"% loss on path1", path2SID)
 
-		t0 = time.Now() // the loss ends during the next command
-		l.run(30*time.Second, "loss", "path1", "0")
+		// The loss ends here, at a time known to the millisecond (lab.sh
+		// loss path1 0 is the same nft command, followed by a status).
+		t0 = time.Now()
+		netnstest.Exec(t, "wan", "nft", "flush", "chain", "inet", "lab", "loss")
 		time.Sleep(time.Until(t0.Add(labWTR / 2)))
-		if late := time.Since(t0); late > labWTR*3/4 {
-			t.Fatalf("lab.sh loss path1 0 returned %v after it began: too late to look before the wait-to-restore", late)
-		}
 		where(fmt.Sprintf("%v after %s%% loss ended", labWTR/2, pct), path2SID)
+		if late := time.Since(t0); late >= labWTR {
+			t.Fatalf("looking at the routes and flows took until %v after the loss ended: not before the wait-to-restore %v", late, labWTR)
+		}
 		back, ok := waitRoute(t, h, conferenceTab, path1SID, labWTR+5*time.Second)
 		if !ok {
 			t.Fatalf("conference not back on path1 %v after %s%% loss ended", labWTR+5*time.Second, pct)
@@ -443,6 +449,9 @@ func TestLabPolicy(t *testing.T) {
 		}
 		t.Logf("%s%% loss removed: conference back on path1 %v later (wait-to-restore %v)", pct, back.Sub(t0).Round(time.Millisecond), labWTR)
 		where(fmt.Sprintf("after %s%% loss and the wait-to-restore", pct), path1SID)
+	}
+	if out := l.run(30*time.Second, "loss", "path1", "0"); !strings.Contains(out, "loss rule removed") {
+		t.Errorf("lab.sh loss path1 0 did not say it removed the rule")
 	}
 	if n := crmEvents(t, l); n != crm0 {
 		t.Errorf("crm's choice changed %d times during the loss on path1, want never", n-crm0)
