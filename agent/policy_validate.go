@@ -23,9 +23,6 @@ const (
 	// policy's probe_interval.
 	DefaultPolicyProbeInterval = 100 * time.Millisecond
 	MinPolicyProbeInterval     = 10 * time.Millisecond
-	// maxPolicyPaths is how many paths one multipath route of the
-	// dataplane can share its load over.
-	maxPolicyPaths = 32
 )
 
 // Policy service tables: every service of every policy gets its own
@@ -183,13 +180,13 @@ func widePriorities(p *srv6.Policy) []string {
 			sum[e.Priority] += lists[e.Color]
 		}
 		for _, e := range s.Priorities {
-			if n := sum[e.Priority]; n > maxPolicyPaths {
-				out = append(out, fmt.Sprintf("selectors: %q priority %d shares over %d segment lists, more than the %d paths of a route", s.Name, e.Priority, n, maxPolicyPaths))
+			if n := sum[e.Priority]; n > dataplane.MaxEncapPaths {
+				out = append(out, fmt.Sprintf("selectors: %q priority %d shares over %d segment lists, more than the %d paths of a route", s.Name, e.Priority, n, dataplane.MaxEncapPaths))
 				sum[e.Priority] = 0 // said once
 			}
 		}
-		if n := lists[s.Default]; n > maxPolicyPaths {
-			out = append(out, fmt.Sprintf("selectors: %q default color %d has %d segment lists, more than the %d paths of a route", s.Name, s.Default, n, maxPolicyPaths))
+		if n := lists[s.Default]; n > dataplane.MaxEncapPaths {
+			out = append(out, fmt.Sprintf("selectors: %q default color %d has %d segment lists, more than the %d paths of a route", s.Name, s.Default, n, dataplane.MaxEncapPaths))
 		}
 	}
 	return out

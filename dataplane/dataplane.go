@@ -73,6 +73,9 @@ type EncapRoute struct {
 	Paths []EncapPath
 }
 
+// MaxEncapPaths is how many paths one multipath encap route may have.
+const MaxEncapPaths = 32
+
 // EncapPath is one weighted segment list of a multipath encap route.
 type EncapPath struct {
 	// Segments in travel order, like EncapRoute.Segments.

@@ -157,7 +157,7 @@ func (g groupSpec) member(segs segList) encapSpec {
 // lists inside one attribute.
 const (
 	maxWeight = 256
-	maxPaths  = 32
+	maxPaths  = MaxEncapPaths
 )
 
 // wpath is one weighted path of a multipath route.
