@@ -176,8 +176,8 @@ func TestPolicyModelDraftExampleFromACS(t *testing.T) {
 			cwmptest.ParameterValue{Name: pol1 + "Selector.1.Priority.2.Color", Value: "30", Type: "unsignedInt"},
 			cwmptest.ParameterValue{Name: pol1 + "Name", Value: "renamed", Type: "string"}),
 		cwmptest.SetParameterValues("bad2", cwmptest.ParameterValue{Name: pol1 + "Flow.1.DstPorts", Value: "20000-10000", Type: "string"}),
-		// The controller says path2 has 40 Mbit/s left.
-		cwmptest.SetParameterValues("bw", cwmptest.ParameterValue{Name: pol1 + "Constituent.2.RemainingBandwidth", Value: "40000", Type: "long"}),
+		// The controller says path2 has 80 Mbit/s left.
+		cwmptest.SetParameterValues("bw", cwmptest.ParameterValue{Name: pol1 + "Constituent.2.RemainingBandwidth", Value: "80000", Type: "long"}),
 		cwmptest.GetParameterValues(pol1+"Constituent.2.RemainingBandwidth", pol1+"Status"),
 		cwmptest.GetParameterNames(pol1, false),
 	)
@@ -238,7 +238,7 @@ func TestPolicyModelDraftExampleFromACS(t *testing.T) {
 		code, text := r[4].Fault()
 		t.Errorf("RemainingBandwidth: %s %d %s", r[4].Method, code, text)
 	}
-	if v := r[5].Values(); v[pol1+"Constituent.2.RemainingBandwidth"] != "40000" || v[pol1+"Status"] != "Running" {
+	if v := r[5].Values(); v[pol1+"Constituent.2.RemainingBandwidth"] != "80000" || v[pol1+"Status"] != "Running" {
 		t.Errorf("after the controller's bandwidth: %v", v)
 	}
 	names := r[6].Names()
@@ -275,13 +275,10 @@ func TestPolicyModelDraftExampleFromACS(t *testing.T) {
 		}
 		return resp[len(resp)-1].Values()
 	}
-	// Path2 first: the selector hears them in SPV order, and crm, in
-	// fallback until both are known, takes path2 (its priority 1) at once
-	// rather than path1 and then path2 after the wait-to-restore.
 	bw := func(c1, c2 string) cwmptest.Request {
 		return cwmptest.SetParameterValues("bw",
-			cwmptest.ParameterValue{Name: pol1 + "Constituent.2.RemainingBandwidth", Value: c2, Type: "long"},
-			cwmptest.ParameterValue{Name: pol1 + "Constituent.1.RemainingBandwidth", Value: c1, Type: "long"})
+			cwmptest.ParameterValue{Name: pol1 + "Constituent.1.RemainingBandwidth", Value: c1, Type: "long"},
+			cwmptest.ParameterValue{Name: pol1 + "Constituent.2.RemainingBandwidth", Value: c2, Type: "long"})
 	}
 	check := func(step string, got map[string]string, conference, crm string) {
 		t.Helper()
