@@ -92,7 +92,7 @@ func policyEncaps(cfg *Config, caps dataplane.Capabilities, choices policyChoice
 					continue
 				}
 				e := dataplane.EncapRoute{Prefix: r.Prefix, Table: tables[i][j], Mode: r.Mode, Dev: r.Dev}
-				paths, err := steerChoice(rs, c, sid)
+				paths, err := steerChoice(rs, c, sid, p.EndTSF)
 				if err != nil {
 					note(p.Name, fmt.Sprintf("service %s: %s not steered: %v", strconv.Quote(svc.Name), r.Prefix, err))
 					continue
@@ -128,11 +128,17 @@ type steeredPath struct {
 // steerChoice is the weighted paths of a route to remote SID sid on
 // choice c. Two lists that become the same once the route's SID ends them
 // (they differed in their learned service SID only) are one path with
-// both weights (at most srv6.MaxPathWeight).
-func steerChoice(rs remoteSIDs, c srv6.Choice, sid netip.Addr) ([]steeredPath, error) {
+// both weights (at most srv6.MaxPathWeight). With endTSF each list ends
+// at the far node's End.TSF SID, which is for the probes only: End.DX6
+// drops a packet with segments left, so data leaves it out.
+func steerChoice(rs remoteSIDs, c srv6.Choice, sid netip.Addr, endTSF bool) ([]steeredPath, error) {
 	paths := make([]steeredPath, 0, len(c.Paths))
 	for _, wp := range c.Paths {
-		segs := rs.steer(wp.Segments, sid)
+		segs := wp.Segments
+		if endTSF && len(segs) > 0 {
+			segs = segs[:len(segs)-1]
+		}
+		segs = rs.steer(segs, sid)
 		if len(segs) > srv6.MaxSegments {
 			return nil, fmt.Errorf("color %d list %d with the service SID is %d SIDs, more than %d", wp.Color, wp.List+1, len(segs), srv6.MaxSegments)
 		}

@@ -270,6 +270,22 @@ func TestPolicyEncapsMultipath(t *testing.T) {
 		})
 	}
 
+	// With end_tsf the lists end at the far End.TSF SID, there for the
+	// probes only: data goes straight to each route's own SID.
+	tsf := a("2001:db8:2205:7f::")
+	cfg.Policies[0].EndTSF = true
+	got, _ := policyEncaps(&cfg, noVRF, choice(w(10, []netip.Addr{a("2001:db8:a::1"), tsf}, 1)), learned, policyRoutes)
+	for _, e := range got {
+		want := steered([]netip.Addr{a("2001:db8:a::1"), tsf}, map[bool]string{true: v4sid, false: v6sid}[e.Prefix.Addr().Is4()])
+		if !slices.Equal(e.Segments, want) {
+			t.Errorf("end_tsf: %s encap %v, want %v", e.Prefix, e.Segments, want)
+		}
+	}
+	if len(got) != 2 {
+		t.Errorf("end_tsf: %d routes, want 2", len(got))
+	}
+	cfg.Policies[0].EndTSF = false
+
 	// Routes of another next hop, or beyond the endpoint's locator, stay out.
 	other := []bgp.Route{route("vpn4", "192.168.9.0/24", "2001:db8:9905:4::", "65000:9")}
 	other[0].NextHop = a("2001:db8:9900::1")
