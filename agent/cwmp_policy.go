@@ -677,6 +677,11 @@ func (m *srv6Model) registerPolicies(t *cwmpclient.Tree) error {
 	reg("{i}.Status", cwmpclient.Param{Type: cwmpclient.TypeString, Get: func(idx []uint32) (string, error) {
 		return pm.policyState(idx), nil
 	}})
+	// What of the policy the dataplane does not carry ("; " between notes).
+	reg("{i}.Notes", cwmpclient.Param{Type: cwmpclient.TypeString, Get: func(idx []uint32) (string, error) {
+		_, ps, _ := pm.running(idx)
+		return strings.Join(ps.Notes, "; "), nil
+	}})
 	// Measurements change with every probe: no active notification.
 	list := func(typ cwmpclient.Type, f func(PolicyListStatus, bool) string) cwmpclient.Param {
 		return cwmpclient.Param{Type: typ, DenyActive: true, Get: func(idx []uint32) (string, error) {
@@ -751,6 +756,20 @@ func (m *srv6Model) registerPolicies(t *cwmpclient.Tree) error {
 		}
 		return rfc3339(c.Since)
 	}))
+	// The last switch as "kind: reason" (degrade, restore, fallback...).
+	reg("{i}.Service.{i}.LastSwitchReason", cwmpclient.Param{Type: cwmpclient.TypeString, Get: func(idx []uint32) (string, error) {
+		p, ps, ok := pm.running(idx)
+		if i := byInst(p.Services, idx[1]); ok && i >= 0 {
+			for _, e := range slices.Backward(ps.Events) {
+				if e.Service == p.Services[i].Name {
+					return e.Kind + ": " + e.Reason, nil
+				}
+			}
+		}
+		return "", nil
+	}})
+	// The kernel holds the active choice.
+	reg("{i}.Service.{i}.Installed", choice(cwmpclient.TypeBoolean, func(c PolicyServiceStatus, _ bool) string { return strconv.FormatBool(c.Installed) }))
 	// Writing true restores the service now (non-revertive selectors).
 	reg("{i}.Service.{i}.Restore", cwmpclient.Param{Type: cwmpclient.TypeBoolean, Writable: true,
 		Get: func([]uint32) (string, error) { return "false", nil }})

@@ -262,7 +262,7 @@ func TestPolicyModelDraftExampleFromACS(t *testing.T) {
 	h.waitPolicy(func(p PolicyStatus) bool { return listsUp(p, 2) })
 	crURL := informValue(s.Inform, "Device.ManagementServer.ConnectionRequestURL")
 	svc1, svc2 := pol1+"Service.1.", pol1+"Service.2."
-	choices := []string{svc1 + "ActiveColors", svc1 + "ActivePriority", svc2 + "ActiveColors", svc2 + "ActivePriority", svc2 + "Fallback",
+	choices := []string{svc1 + "ActiveColors", svc1 + "ActivePriority", svc1 + "LastSwitchReason", svc2 + "ActiveColors", svc2 + "ActivePriority", svc2 + "Fallback",
 		pol1 + "Constituent.1.SegmentList.1.Delay", pol1 + "Constituent.1.SegmentList.1.Status"}
 	session := func(reqs ...cwmptest.Request) map[string]string {
 		t.Helper()
@@ -309,7 +309,11 @@ func TestPolicyModelDraftExampleFromACS(t *testing.T) {
 		}
 		return false
 	})
-	check("path1 at 150 ms", session(), "20", "10")
+	got = session()
+	check("path1 at 150 ms", got, "20", "10")
+	if r := got[svc1+"LastSwitchReason"]; !strings.HasPrefix(r, "degrade: ") || !strings.Contains(r, "delay 150ms above 100ms") {
+		t.Errorf("conference's last switch: %q", r)
+	}
 
 	// A restart keeps the controller's policy (the overlay holds it) under
 	// the instance numbers the ACS knows.
@@ -536,9 +540,15 @@ func TestPolicyModelStatusAndRuntime(t *testing.T) {
 				LossPercent: 0.5, ForwardDelay: 6 * time.Millisecond, Bandwidth: 80e6, HasBandwidth: true}}},
 		},
 		Services: []PolicyServiceStatus{
-			{Name: "conference", Priority: 2, Colors: []uint32{20}, Since: since},
+			{Name: "conference", Priority: 2, Colors: []uint32{20}, Since: since, Installed: true},
 			{Name: "crm", Fallback: true, Colors: []uint32{20}, Reason: "color 20 (path2): remaining bandwidth 40Mbit/s under 50Mbit/s"},
 		},
+		Events: []PolicyEvent{
+			{Service: "conference", Kind: "select", Reason: "first measurement"},
+			{Service: "conference", Kind: "degrade", Reason: "color 10 (path1): down"},
+			{Service: "crm", Kind: "fallback", Reason: "color 20 (path2): remaining bandwidth 40Mbit/s under 50Mbit/s"},
+		},
+		Notes: []string{"flows[0]: not installed for IPv4", "flows[1]: not installed"},
 	}}}
 	m.agent.model.policies = fake
 	l1, l2 := pol1+"Constituent.1.SegmentList.1.", pol1+"Constituent.2.SegmentList.1."
@@ -552,6 +562,8 @@ func TestPolicyModelStatusAndRuntime(t *testing.T) {
 		pol1 + "Service.1.LastSwitch": "2026-11-22T03:04:05Z", pol1 + "Service.1.FallbackReason": "",
 		pol1 + "Service.2.Fallback": "true", pol1 + "Service.2.ActivePriority": "0", pol1 + "Service.2.LastSwitch": "0001-01-01T00:00:00Z",
 		pol1 + "Service.2.FallbackReason": "color 20 (path2): remaining bandwidth 40Mbit/s under 50Mbit/s", pol1 + "Service.2.Restore": "false",
+		pol1 + "Service.1.LastSwitchReason": "degrade: color 10 (path1): down", pol1 + "Service.1.Installed": "true", pol1 + "Service.2.Installed": "false",
+		pol1 + "Notes": "flows[0]: not installed for IPv4; flows[1]: not installed",
 	} {
 		if got[name] != want {
 			t.Errorf("GPV %s = %q, want %q", name, got[name], want)
