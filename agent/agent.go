@@ -339,7 +339,9 @@ func (a *Agent) Run(ctx context.Context) error {
 				continue
 			}
 		case <-a.policies.changed:
-			// A policy's choice changed: the routes follow at once.
+			// A policy's choice changed: the routes follow at once, and
+			// the ACS hears of it (Service.{j}.ActiveColors and the like).
+			a.cwmp.statusChanged()
 		case <-retryC:
 		case <-resync.C:
 			if retryC != nil {
