@@ -48,7 +48,7 @@ var commandTree = &command{
 	subs: []*command{
 		{
 			name:     "status",
-			summary:  "the agent's state: prefix, locator, capabilities, fallback, last apply",
+			summary:  "the agent's state: prefix, locator, capabilities, fallback, last apply, End.TSF",
 			synopsis: "[--json] [--socket PATH]",
 			flags:    daemonCommand(view{path: pathStatus, human: renderStatus}),
 		},

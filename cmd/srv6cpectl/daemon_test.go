@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -231,6 +233,121 @@ t2    Reflector  2001:db8:2200::1  2001:db8:1200::1  862   disabled  -          
 			}
 		})
 	}
+}
+
+// TestRenderStatusEndTSF: the status table says where the End.TSF SID is,
+// whether its probes get T2, and why not; nothing when it is not
+// configured. The input is the agent's own Status, so a renamed JSON field
+// fails here.
+func TestRenderStatusEndTSF(t *testing.T) {
+	sid := netip.MustParseAddr("2001:db8:1205:7::")
+	const head = `state          applied
+prefix         2001:db8:1200::/40
+address        -
+locator        2001:db8:1205::/48 (loc1)
+sids           0 (srv6cpectl sid)
+remote routes  0
+capabilities   -
+last apply     -
+bgp            not configured
+`
+	const updated = "updated        2026-11-22T03:00:00Z\n"
+	tests := []struct {
+		name string
+		tsf  *agent.EndTSFStatus
+		want string
+	}{
+		{
+			name: "not configured",
+			want: head + updated,
+		},
+		{
+			name: "stamping on two links",
+			tsf:  &agent.EndTSFStatus{SID: sid, Installed: "End.DX6 nh6 ::", Stamping: true, Interfaces: []string{"wan0", "wan1"}},
+			want: head + "end.tsf        SID 2001:db8:1205:7:: installed as End.DX6 nh6 ::, stamps T2 at ingress of wan0, wan1\n" + updated,
+		},
+		{
+			name: "stamping, one link missing",
+			tsf: &agent.EndTSFStatus{SID: sid, Installed: "End.DX6 nh6 ::", Stamping: true, Interfaces: []string{"wan0", "wan1"},
+				Error: "tcx attach wan1: link not found"},
+			want: head + "end.tsf        SID 2001:db8:1205:7:: installed as End.DX6 nh6 ::, stamps T2 at ingress of wan0, wan1\n" +
+				"end.tsf error  tcx attach wan1: link not found\n" + updated,
+		},
+		{
+			name: "no eBPF: plain loopback",
+			tsf: &agent.EndTSFStatus{SID: sid, Installed: "End.DX6 nh6 ::", Interfaces: []string{"wan0"},
+				Error: "End.TSF unavailable, plain loopback: bpf_ktime_get_tai_ns:\nnot supported"},
+			want: head + "end.tsf        SID 2001:db8:1205:7:: installed as End.DX6 nh6 ::, plain loopback: no T2 stamped\n" +
+				`end.tsf error  End.TSF unavailable, plain loopback: bpf_ktime_get_tai_ns:\nnot supported` + "\n" + updated,
+		},
+		{
+			name: "SID taken by another route",
+			tsf: &agent.EndTSFStatus{SID: sid, Interfaces: []string{"wan0"},
+				Error: "End.TSF SID 2001:db8:1205:7:: not installed: it is the End.B6.Encaps of another route"},
+			want: head + "end.tsf        SID 2001:db8:1205:7:: not installed, plain loopback: no T2 stamped\n" +
+				"end.tsf error  End.TSF SID 2001:db8:1205:7:: not installed: it is the End.B6.Encaps of another route\n" + updated,
+		},
+		{
+			name: "SID not derived",
+			tsf:  &agent.EndTSFStatus{Error: "srv6.end_tsf: function 0x10000 does not fit"},
+			want: head + "end.tsf        no SID (see the error)\nend.tsf error  srv6.end_tsf: function 0x10000 does not fit\n" + updated,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body, err := json.Marshal(agent.Status{State: agent.StateApplied, Prefix: netip.MustParsePrefix("2001:db8:1200::/40"),
+				Locator: netip.MustParsePrefix("2001:db8:1205::/48"), LocatorName: "loc1", EndTSF: tt.tsf,
+				Updated: time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := human(renderStatus)(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("got\n%s\nwant\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestStatusJSONEndTSF: status --json passes the daemon's End.TSF state
+// through whole.
+func TestStatusJSONEndTSF(t *testing.T) {
+	want := agent.EndTSFStatus{SID: netip.MustParseAddr("2001:db8:1205:7::"), Installed: "End.DX6 nh6 ::", Interfaces: []string{"wan0"},
+		Error: "End.TSF unavailable, plain loopback: no tcx"}
+	body, err := json.Marshal(agent.Status{State: agent.StateApplied, EndTSF: &want})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := fakeDaemon(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"status", "--json", "--socket", sock}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	var got agent.Status
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil || got.EndTSF == nil || !reflect.DeepEqual(*got.EndTSF, want) {
+		t.Errorf("status --json: %v, end_tsf %+v, want %+v", err, got.EndTSF, want)
+	}
+}
+
+// fakeDaemon serves h on a control socket for the test's lifetime and
+// returns the socket's path.
+func fakeDaemon(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "ctl.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return sock
 }
 
 func TestRenderBadAnswer(t *testing.T) {

@@ -4,7 +4,7 @@
 // (/run/srv6cpe/control.sock, root's, mode 0600; --socket names another)
 // and print tables, or the daemon's JSON with --json:
 //
-//	srv6cpectl status        state, prefix, locator, capabilities, last apply
+//	srv6cpectl status        state, prefix, locator, capabilities, last apply, End.TSF
 //	srv6cpectl sid           the derived locator and service SIDs
 //	srv6cpectl routes        the routes the dataplane holds in the kernel
 //	srv6cpectl bgp           BGP peers and VPN route counts

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,21 +23,9 @@ type policyAnswer struct {
 		VPN           string        `json:"vpn"`
 		ProbeInterval time.Duration `json:"probe_interval_ns"`
 		Constituents  []struct {
-			Color uint32 `json:"color"`
-			Name  string `json:"name"`
-			Lists []struct {
-				Segments     []string      `json:"segments"`
-				Weight       uint32        `json:"weight"`
-				State        string        `json:"state"`
-				Measured     time.Time     `json:"measured"`
-				Delay        time.Duration `json:"delay_ns"`
-				Jitter       time.Duration `json:"jitter_ns"`
-				LossPercent  float64       `json:"loss_percent"`
-				HasMetrics   bool          `json:"has_metrics"`
-				Bandwidth    string        `json:"remaining_bandwidth"`
-				HasBandwidth bool          `json:"has_bandwidth"`
-				ProbeError   string        `json:"probe_error"`
-			} `json:"segment_lists"`
+			Color uint32             `json:"color"`
+			Name  string             `json:"name"`
+			Lists []policyListAnswer `json:"segment_lists"`
 		} `json:"constituents"`
 		Services []struct {
 			Name     string    `json:"name"`
@@ -64,6 +53,23 @@ type policyAnswer struct {
 	} `json:"policies"`
 }
 
+// policyListAnswer is agent.PolicyListStatus.
+type policyListAnswer struct {
+	Segments     []string      `json:"segments"`
+	Weight       uint32        `json:"weight"`
+	State        string        `json:"state"`
+	Measured     time.Time     `json:"measured"`
+	Delay        time.Duration `json:"delay_ns"`
+	Jitter       time.Duration `json:"jitter_ns"`
+	LossPercent  float64       `json:"loss_percent"`
+	HasMetrics   bool          `json:"has_metrics"`
+	Forward      time.Duration `json:"forward_delay_ns"`
+	Backward     time.Duration `json:"backward_delay_ns"`
+	Bandwidth    string        `json:"remaining_bandwidth"`
+	HasBandwidth bool          `json:"has_bandwidth"`
+	ProbeError   string        `json:"probe_error"`
+}
+
 // policyEventsShown is how many of a policy's latest events the table shows.
 const policyEventsShown = 8
 
@@ -84,7 +90,19 @@ func renderPolicy(w io.Writer, body []byte) error {
 			fmt.Fprintln(w)
 		}
 		fmt.Fprintf(w, "policy %s: color %d to %s, steers vpn %s, probes every %v\n\n", p.Name, p.Color, p.Endpoint, p.VPN, p.ProbeInterval)
-		t := newTable(w, "COLOR", "NAME", "LIST", "SEGMENTS", "WEIGHT", "STATE", "DELAY ms", "JITTER ms", "LOSS %", "BANDWIDTH", "MEASURED")
+		// The one-way delays (End.TSF far nodes) get a column only where a
+		// list has them, so plain loopback policies keep their width. The
+		// JSON omits a zero of the pair: with the other set, it was measured.
+		hasOneWay := func(sl policyListAnswer) bool { return sl.HasMetrics && (sl.Forward != 0 || sl.Backward != 0) }
+		oneWay := false
+		for _, c := range p.Constituents {
+			oneWay = oneWay || slices.ContainsFunc(c.Lists, hasOneWay)
+		}
+		header := []string{"COLOR", "NAME", "LIST", "SEGMENTS", "WEIGHT", "STATE", "DELAY ms", "JITTER ms", "LOSS %", "BANDWIDTH", "MEASURED"}
+		if oneWay {
+			header = slices.Insert(header, 7, "FWD/BWD ms")
+		}
+		t := newTable(w, header...)
 		for _, c := range p.Constituents {
 			for l, sl := range c.Lists {
 				delay, jitter, loss, bw := "", "", "", ""
@@ -98,7 +116,15 @@ func renderPolicy(w io.Writer, body []byte) error {
 				if sl.ProbeError != "" {
 					state += " (probe: " + sl.ProbeError + ")"
 				}
-				t.row(fmt.Sprint(c.Color), c.Name, fmt.Sprint(l+1), strings.Join(sl.Segments, ","), fmt.Sprint(sl.Weight), state, delay, jitter, loss, bw, stamp(sl.Measured))
+				row := []string{fmt.Sprint(c.Color), c.Name, fmt.Sprint(l + 1), strings.Join(sl.Segments, ","), fmt.Sprint(sl.Weight), state, delay, jitter, loss, bw, stamp(sl.Measured)}
+				if oneWay {
+					fb := ""
+					if hasOneWay(sl) {
+						fb = ms(sl.Forward) + "/" + ms(sl.Backward)
+					}
+					row = slices.Insert(row, 7, fb)
+				}
+				t.row(row...)
 			}
 		}
 		t.flush()

@@ -38,8 +38,18 @@ type statusAnswer struct {
 		ProbeNotes      []string `json:"ProbeNotes"`
 		Routes          int      `json:"Routes"`
 	} `json:"dataplane"`
-	BGP     *bgpStatus `json:"bgp"`
-	Updated time.Time  `json:"updated"`
+	BGP     *bgpStatus    `json:"bgp"`
+	EndTSF  *endTSFStatus `json:"end_tsf"`
+	Updated time.Time     `json:"updated"`
+}
+
+// endTSFStatus is agent.EndTSFStatus.
+type endTSFStatus struct {
+	SID        string   `json:"sid"`
+	Installed  string   `json:"installed"`
+	Stamping   bool     `json:"stamping"`
+	Interfaces []string `json:"interfaces"`
+	Error      string   `json:"error"`
 }
 
 type sidAnswer struct {
@@ -207,9 +217,31 @@ func renderStatus(w io.Writer, body []byte) error {
 	} else {
 		t.row("bgp", "not configured")
 	}
+	if e := s.EndTSF; e != nil {
+		t.row("end.tsf", endTSFLine(e))
+		if e.Error != "" {
+			t.row("end.tsf error", e.Error)
+		}
+	}
 	t.row("updated", stamp(s.Updated))
 	t.flush()
 	return nil
+}
+
+// endTSFLine says where the End.TSF SID is, its route, and whether probes
+// to it get T2 (otherwise they come back as from a plain loopback).
+func endTSFLine(e *endTSFStatus) string {
+	if e.SID == "" {
+		return "no SID (see the error)"
+	}
+	route := "not installed"
+	if e.Installed != "" {
+		route = "installed as " + e.Installed
+	}
+	if !e.Stamping {
+		return fmt.Sprintf("SID %s %s, plain loopback: no T2 stamped", e.SID, route)
+	}
+	return fmt.Sprintf("SID %s %s, stamps T2 at ingress of %s", e.SID, route, strings.Join(e.Interfaces, ", "))
 }
 
 func renderSIDs(w io.Writer, body []byte) error {
