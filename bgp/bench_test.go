@@ -219,3 +219,73 @@ func procStatusKB(t testing.TB, name string) int {
 	t.Fatalf("no %s in /proc/self/status", name)
 	return 0
 }
+
+// BenchmarkPeers10k: Peers() on a speaker that has learned 10,000 routes and
+// advertises 10,000 of its own; the agent calls it every second, so what it
+// allocates is garbage the daemon makes all the time. Two figures: a call
+// that asks GoBGP (after a session or route change) and a call between
+// changes (answered from the last listing). The anchor, measured in the same
+// run, is a call that asks GoBGP on the same speakers without routes.
+func BenchmarkPeers10k(b *testing.B) {
+	a, s, _, _ := twoSpeakers(b)
+	if err := s.SetImports([]ImportPolicy{{Instance: "red", ImportRTs: []string{"65000:100"}}}); err != nil {
+		b.Fatal(err)
+	}
+	waitEstablished(b, a, 20*time.Second)
+	per := func(ask bool) (time.Duration, float64) {
+		const n = 20
+		var took time.Duration
+		var ms0, ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
+		for range n {
+			if ask {
+				s.mu.Lock()
+				s.peers.valid = false
+				s.mu.Unlock()
+			}
+			t0 := time.Now()
+			s.Peers()
+			took += time.Since(t0)
+		}
+		runtime.ReadMemStats(&ms1)
+		return took / n, float64(ms1.TotalAlloc-ms0.TotalAlloc) / n
+	}
+	anchorTime, anchorBytes := per(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := s.Watch(ctx)
+	if err := a.SetExports(benchExport(benchRoutes, "fd00:a::1")); err != nil {
+		b.Fatal(err)
+	}
+	own := benchExport(benchRoutes, "fd00:b::1")
+	own[0].RD, own[0].ExportRTs = "65000:2", []string{"65000:200"}
+	if err := s.SetExports(own); err != nil {
+		b.Fatal(err)
+	}
+	waitRoutes(b, w, 60*time.Second, "10k routes", allWithSID("fd00:a::1", benchRoutes))
+	s.mu.Lock()
+	s.peers.valid = false // the counts as of now, not up to peersRefresh ago
+	s.mu.Unlock()
+	if ps := s.Peers(); len(ps) != 1 || ps[0].PrefixesReceived != benchRoutes || ps[0].PrefixesSent != benchRoutes {
+		b.Fatalf("Peers() = %+v, want %d prefixes received and sent", ps, benchRoutes)
+	}
+	b.ResetTimer()
+	var askTime, pollTime time.Duration
+	var askBytes, pollBytes float64
+	for i := 0; i < b.N; i++ {
+		t, by := per(true)
+		askTime, askBytes = askTime+t, askBytes+by
+		t, by = per(false)
+		pollTime, pollBytes = pollTime+t, pollBytes+by
+	}
+	b.StopTimer()
+	n := time.Duration(b.N)
+	askTime, pollTime, askBytes, pollBytes = askTime/n, pollTime/n, askBytes/float64(b.N), pollBytes/float64(b.N)
+	b.ReportMetric(float64(askTime.Microseconds()), "µs/asking-call")
+	b.ReportMetric(askBytes/1024, "KiB/asking-call")
+	b.ReportMetric(float64(pollTime.Nanoseconds())/1000, "µs/poll")
+	b.ReportMetric(pollBytes/1024, "KiB/poll")
+	fmt.Printf("Peers() with 10k routes learned and 10k advertised: asking GoBGP %s and %.0f KiB allocated (%.0fx the no-route anchor's %s, %.0f KiB); between changes %s and %.1f KiB\n",
+		askTime.Round(time.Microsecond), askBytes/1024, float64(askTime)/float64(anchorTime), anchorTime.Round(time.Microsecond), anchorBytes/1024,
+		pollTime.Round(100*time.Nanosecond), pollBytes/1024)
+}

@@ -292,3 +292,50 @@ func TestRunFailedStartCanBeRetried(t *testing.T) {
 	l.Close()
 	runSpeaker(t, s) // now it starts
 }
+
+// TestPeersFollowSessionsAndRoutes: Peers answers from its last listing
+// between changes, counts prefixes again after a route change (here within
+// a shortened peersRefresh), and reports a session change at once.
+func TestPeersFollowSessionsAndRoutes(t *testing.T) {
+	a, b, stopA, _ := twoSpeakers(t)
+	a.peersRefresh, b.peersRefresh = 200*time.Millisecond, 200*time.Millisecond
+	waitEstablished(t, a, 10*time.Second)
+	waitEstablished(t, b, 10*time.Second)
+
+	at := a.peers.at
+	if ps := a.Peers(); ps[0].State != StateEstablished || ps[0].Uptime <= 0 {
+		t.Fatalf("A's peer: %+v, want established with an uptime", ps[0])
+	}
+	if a.peers.at != at {
+		t.Fatal("Peers asked GoBGP again although nothing changed")
+	}
+
+	if err := b.SetImports([]ImportPolicy{{Instance: "red", ImportRTs: []string{"65000:100", "65000:200"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetExports(exportA("fd00:a:0:0:100::")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	waitRoutes(t, b.Watch(ctx), 10*time.Second, "B learns A's routes", func(rs []Route) bool { return len(rs) == 3 })
+	counted := func(s *Speaker, want func(PeerState) bool) PeerState {
+		t.Helper()
+		var p PeerState
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if p = s.Peers()[0]; want(p) {
+				return p
+			}
+		}
+		t.Fatalf("peer state never as wanted: %+v", p)
+		return p
+	}
+	counted(a, func(p PeerState) bool { return p.PrefixesSent == 3 })
+	counted(b, func(p PeerState) bool { return p.PrefixesReceived == 3 })
+
+	stopA()
+	p := counted(b, func(p PeerState) bool { return p.State != StateEstablished })
+	if p.Uptime != 0 || p.PrefixesReceived != 0 {
+		t.Fatalf("B's peer after A stopped: %+v, want no uptime and no prefixes", p)
+	}
+}
