@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -88,8 +89,21 @@ func programRSS(t *testing.T, exe string) int {
 
 func TestMemoryReleaseAfterStartAndBursts(t *testing.T) {
 	released := make(chan struct{}, 4)
+	var mu sync.Mutex
 	clock := time.Now()
-	m := memoryRelease{release: func() { released <- struct{}{} }, now: func() time.Time { return clock }}
+	advance := func(d time.Duration) {
+		mu.Lock()
+		clock = clock.Add(d)
+		mu.Unlock()
+	}
+	m := memoryRelease{
+		release: func() { released <- struct{}{} },
+		now: func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			return clock
+		},
+	}
 	wait := func(what string) {
 		t.Helper()
 		select {
@@ -98,18 +112,41 @@ func TestMemoryReleaseAfterStartAndBursts(t *testing.T) {
 			t.Fatalf("no release %s", what)
 		}
 	}
+	none := func(what string) {
+		t.Helper()
+		select {
+		case <-released:
+			t.Fatalf("released memory %s", what)
+		case <-time.After(burstSettle + 500*time.Millisecond):
+		}
+	}
+
 	m.applied(0) // start-up
-	clock = clock.Add(startupWindow / 2)
+	advance(startupWindow / 2)
 	m.applied(2) // still start-up: the first routes
 	wait("after start-up")
-	clock = clock.Add(startupWindow)
-	m.applied(2 + burstRoutes - 1) // not a burst
-	m.applied(2 + 2*burstRoutes)   // a burst
+
+	advance(startupWindow)
+	m.applied(5) // a small change of a small table
+	none("after a small change of a small table")
+
+	m.applied(5 + burstRoutes) // a burst
 	wait("after a burst")
-	m.applied(2 + 2*burstRoutes - 1) // a small change
-	select {
-	case <-released:
-		t.Fatal("a small change after start-up released memory")
-	case <-time.After(burstSettle + 500*time.Millisecond):
+	m.applied(5 + burstRoutes) // a resync of a large table
+	wait("after a resync of a large table")
+
+	// Applies every 200 ms defer the release by burstMaxDefer at most:
+	// the clock runs 5x faster than the timer here.
+	for i := 0; ; i++ {
+		if i == 40 {
+			t.Fatal("applies that go on deferred the release for good")
+		}
+		m.applied(5 + burstRoutes)
+		advance(time.Second)
+		select {
+		case <-released:
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
