@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -25,46 +26,18 @@ import (
 // draft-yang-srv6ops-policy-selector (as srv6's TestDraftExampleConfig
 // reads it) with what the agent adds: the VPN it steers, the probe
 // interval and the flows of each service.
-const draftPoliciesYAML = `
-policies:
-  - name: sr-policy
-    color: 100
-    endpoint: 2001:db8:2::1
-    vpn: vpn6
+var draftPoliciesYAML = func() string {
+	b, err := os.ReadFile("../srv6/testdata/draft-policy.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return string(b) + `    vpn: vpn6
     probe_interval: 10ms
-    constituents:
-      - color: 10
-        name: path1
-        segment_lists:
-          - segments: [2001:db8:a::1, 2001:db8:2::1]
-            weight: 1
-      - color: 20
-        name: path2
-        segment_lists:
-          - segments: "2001:db8:b::1:End, 2001:db8:2::1"
-            weight: 1
-    selectors:
-      - name: irp1
-        priorities:
-          - {priority: 1, color: 10}
-          - {priority: 2, color: 20}
-        thresholds: {delay: 100ms}
-        default: 10
-        wait_to_restore: 60s
-      - name: irp2
-        priorities:
-          - {priority: 1, color: 20}
-          - {priority: 2, color: 10}
-        thresholds: {min_bandwidth: 50M}
-        default: 20
-        wait_to_restore: 60s
-    services:
-      - {name: conference, selector: irp1}
-      - {name: crm, selector: irp2}
     flows:
       - {service: conference, dscp: 46, protocol: udp, dst_ports: 10000-20000}
       - {service: crm, protocol: tcp, dst: "2001:db8:20::/48", dst_ports: "443"}
 `
+}()
 
 // policyModelDoc is a CPE with the VPN the policies steer.
 const policyModelDoc = modelDoc + `  - {name: vpn6, behavior: End.DT6, function: 0x6, import_rts: ["65000:1"]}

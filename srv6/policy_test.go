@@ -3,6 +3,7 @@ package srv6
 import (
 	"errors"
 	"net/netip"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -11,48 +12,20 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// draftExample is the configuration example of
+// draftExample (testdata/draft-policy.yaml) is the configuration example of
 // draft-yang-srv6ops-policy-selector (§4/§5) in this package's YAML shape.
 // The draft's body could not be read when this was written (only its first
 // page was available), so the structure follows issue 7's account of it: a
 // parent sr-policy with the services conference and crm, steered by the
 // routing policy selectors irp1 and irp2 over two constituent paths; the
 // colors, addresses, 100 ms, 50M and 60 s are this test's own numbers.
-const draftExample = `
-policies:
-  - name: sr-policy
-    color: 100
-    endpoint: 2001:db8:2::1
-    constituents:
-      - color: 10
-        name: path1
-        segment_lists:
-          - segments: [2001:db8:a::1, 2001:db8:2::1]
-            weight: 1
-      - color: 20
-        name: path2
-        segment_lists:
-          - segments: "2001:db8:b::1:End, 2001:db8:2::1"
-            weight: 1
-    selectors:
-      - name: irp1
-        priorities:
-          - {priority: 1, color: 10}
-          - {priority: 2, color: 20}
-        thresholds: {delay: 100ms}
-        default: 10
-        wait_to_restore: 60s
-      - name: irp2
-        priorities:
-          - {priority: 1, color: 20}
-          - {priority: 2, color: 10}
-        thresholds: {min_bandwidth: 50M}
-        default: 20
-        wait_to_restore: 60s
-    services:
-      - {name: conference, selector: irp1}
-      - {name: crm, selector: irp2}
-`
+var draftExample = func() string {
+	b, err := os.ReadFile("testdata/draft-policy.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 type policiesFile struct {
 	Policies []Policy `yaml:"policies"`
