@@ -486,13 +486,7 @@ func encapTo(loc *net.IPNet) func(netlink.Route) bool {
 //
 //	SRV6CPE_BENCH=1 go test -run TestLabRenumberLatency -v ./scripts/labctl  (as root)
 func TestLabRenumberLatency(t *testing.T) {
-	if os.Getenv("SRV6CPE_BENCH") != "1" {
-		t.Skip("benchmark: set SRV6CPE_BENCH=1 (and SRV6CPE_BENCH_N, default 10)")
-	}
-	n := 10
-	if v, err := strconv.Atoi(os.Getenv("SRV6CPE_BENCH_N")); err == nil && v > 0 && v <= 100 {
-		n = v
-	}
+	n := benchRuns(t)
 	l := needLab(t)
 	l.run(240*time.Second, "up")
 	l.waitCtl("the monitoring task", 20*time.Second, func(s State) bool {
@@ -580,3 +574,16 @@ func labDebounce(t *testing.T) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// benchRuns skips a lab benchmark unless SRV6CPE_BENCH=1 and says how many
+// runs it makes: SRV6CPE_BENCH_N, 1..100, default 10.
+func benchRuns(t *testing.T) int {
+	t.Helper()
+	if os.Getenv("SRV6CPE_BENCH") != "1" {
+		t.Skip("benchmark: set SRV6CPE_BENCH=1 (and SRV6CPE_BENCH_N, default 10)")
+	}
+	if v, err := strconv.Atoi(os.Getenv("SRV6CPE_BENCH_N")); err == nil && v > 0 && v <= 100 {
+		return v
+	}
+	return 10
+}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -469,13 +468,7 @@ func TestLabPolicy(t *testing.T) {
 //
 //	SRV6CPE_BENCH=1 go test -run TestLabPolicySwitchLatency -v ./scripts/labctl  (as root)
 func TestLabPolicySwitchLatency(t *testing.T) {
-	if os.Getenv("SRV6CPE_BENCH") != "1" {
-		t.Skip("benchmark: set SRV6CPE_BENCH=1 (and SRV6CPE_BENCH_N, default 10)")
-	}
-	n := 10
-	if v, err := strconv.Atoi(os.Getenv("SRV6CPE_BENCH_N")); err == nil && v > 0 && v <= 100 {
-		n = v
-	}
+	n := benchRuns(t)
 	l := needLab(t)
 	l.run(240*time.Second, "up")
 	l.needPolicy()
