@@ -21,6 +21,7 @@ bench -bench 'BenchmarkGPVWholeTree|BenchmarkSession$|BenchmarkSessionTransport'
 
 section "bgp: 10,000 VPNv4 routes learned (direct, through FRR), receiver RSS"
 bench -bench 'Learn10k|ReceiverRSS' -benchtime 5x ./bgp/
+bench -bench 'Peers10k' -benchtime 3x ./bgp/
 
 section "end to end: 10,000 VPNv4 routes from cpe1 via FRR, installed in cpe2's kernel (goal <= 1.5 s; receiver RSS goal <= 40 MB)"
 bench -bench BGPInstall10k -benchtime 3x ./cmd/srv6cpe/
@@ -41,3 +42,24 @@ for t in arm64 amd64; do
 	size=$(stat -c %s "$tmp/srv6cpe-$t")
 	awk -v t="$t" -v s="$size" 'BEGIN { printf "srv6cpe linux/%s: %d bytes = %.2f MiB (%.2f of the 16 MiB goal)\n", t, s, s/1048576, s/16777216 }'
 done
+# Where the bytes go: the unstripped arm64 daemon's symbols by module (code,
+# data, type and string tables; the function tables in .gopclntab, about a
+# third of the file, grow with the code alike).
+CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -tags "$tags" -trimpath -o "$tmp/srv6cpe-syms" ./cmd/srv6cpe
+go tool nm -size "$tmp/srv6cpe-syms" | awk '
+	$3 ~ /^[TtRrDd]$/ && $4 != "crypto/internal/fips140/drbg.memory" {
+		n = $4; sub(/^(type:\.(eq|hash)\.|go:itab\.\*?|\*?\()/, "", n)
+		if (n ~ /^go:func\./) { m = "funcdata (go:func.*)" }
+		else {
+			last = 0; for (i = 1; i <= length(n); i++) if (substr(n, i, 1) == "/") last = i
+			rest = substr(n, last + 1); d = index(rest, "."); if (d == 0) d = length(rest) + 1
+			split(substr(n, 1, last) substr(rest, 1, d - 1), p, "/")
+			if (p[1] !~ /\./) m = "std"
+			else if (p[1] ~ /^(gopkg\.in|go\.uber\.org|google\.golang\.org)$/) m = p[1] "/" p[2]
+			else m = p[1] "/" p[2] "/" p[3]
+		}
+		size[m] += $2; total += $2
+	}
+	END {
+		for (m in size) printf "%8.0f KiB %5.1f %%  %s\n", size[m] / 1024, 100 * size[m] / total, m | "sort -rn | head -16"
+	}'
