@@ -3,6 +3,7 @@ package agent
 import (
 	"bufio"
 	"bytes"
+	"debug/elf"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -111,17 +112,36 @@ func releaseMemory() {
 // copies of the file: what runs again faults back in from the page cache,
 // the rest becomes reclaimable. Writable segments, and read-only ones with
 // pages of their own (relocations the dynamic loader wrote, RELRO), are
-// never touched.
+// never touched: /proc/self/smaps says which those are. Kernels without it
+// (CONFIG_PROC_PAGE_MONITOR, off in OpenWrt's) only list the mappings; then
+// only a static non-PIE executable, which no loader relocated, is trimmed.
 func dropProgramPages() error {
-	exe, err := os.Readlink("/proc/self/exe")
+	const self = "/proc/self/exe"
+	exe, err := os.Readlink(self)
 	if err != nil {
 		return err
 	}
-	smaps, err := os.ReadFile("/proc/self/smaps")
-	if err != nil {
-		return err
+	var ranges []addrRange
+	if smaps, err := os.ReadFile("/proc/self/smaps"); err == nil {
+		for _, m := range programMappings(smaps, exe) {
+			if m.anonKB == 0 {
+				ranges = append(ranges, m.addrRange)
+			}
+		}
+	} else {
+		static, err := staticExecutable(self)
+		if err != nil || !static {
+			return err
+		}
+		maps, err := os.ReadFile("/proc/self/maps")
+		if err != nil {
+			return err
+		}
+		for _, m := range programMappings(maps, exe) {
+			ranges = append(ranges, m.addrRange)
+		}
 	}
-	for _, r := range cleanProgramMappings(smaps, exe) {
+	for _, r := range ranges {
 		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, r.start, r.end-r.start, unix.MADV_DONTNEED); errno != 0 {
 			return fmt.Errorf("madvise %#x-%#x: %w", r.start, r.end, errno)
 		}
@@ -129,23 +149,51 @@ func dropProgramPages() error {
 	return nil
 }
 
+// staticExecutable reports whether the ELF file at path is a non-PIE
+// executable without an interpreter: nothing relocates it at load time.
+func staticExecutable(path string) (bool, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if f.Type != elf.ET_EXEC {
+		return false, nil
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 type addrRange struct{ start, end uintptr }
 
-// cleanProgramMappings returns the mappings of file path in a
-// /proc/PID/smaps text that are private, not writable, and hold no
-// anonymous (written) pages: dropping them loses nothing.
-func cleanProgramMappings(smaps []byte, path string) []addrRange {
-	var out []addrRange
-	var cur addrRange
-	candidate := false
-	sc := bufio.NewScanner(bytes.NewReader(smaps))
+// programMapping is a private, not writable mapping of the program file;
+// anonKB is its "Anonymous:" field (pages written since it was mapped), -1
+// where the text (/proc/PID/maps) has none.
+type programMapping struct {
+	addrRange
+	anonKB int
+}
+
+// programMappings returns the private, not writable mappings of file path
+// in a /proc/PID/smaps or /proc/PID/maps text.
+func programMappings(text []byte, path string) []programMapping {
+	var out []programMapping
+	cur := -1 // index in out of the mapping whose fields follow
+	sc := bufio.NewScanner(bytes.NewReader(text))
 	for sc.Scan() {
 		line := sc.Text()
 		if v, ok := strings.CutPrefix(line, "Anonymous:"); ok {
-			if candidate && strings.TrimSpace(v) == "0 kB" {
-				out = append(out, cur)
+			if cur >= 0 {
+				kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+				if err != nil {
+					kb = 1 // unreadable: treat as written
+				}
+				out[cur].anonKB = kb
 			}
-			candidate = false
 			continue
 		}
 		// A mapping's header: address perms offset dev inode path; the path
@@ -155,7 +203,7 @@ func cleanProgramMappings(smaps []byte, path string) []addrRange {
 		if len(f) < 6 || !strings.Contains(f[0], "-") {
 			continue
 		}
-		candidate = false
+		cur = -1
 		perms := f[1]
 		if strings.TrimLeft(f[5], " ") != path || len(perms) != 4 || perms[1] != '-' || perms[3] != 'p' {
 			continue
@@ -166,7 +214,8 @@ func cleanProgramMappings(smaps []byte, path string) []addrRange {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		cur, candidate = addrRange{uintptr(start), uintptr(end)}, true
+		out = append(out, programMapping{addrRange{uintptr(start), uintptr(end)}, -1})
+		cur = len(out) - 1
 	}
 	return out
 }

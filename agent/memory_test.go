@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,7 +12,7 @@ import (
 	"time"
 )
 
-func TestCleanProgramMappings(t *testing.T) {
+func TestProgramMappings(t *testing.T) {
 	const exe = "/usr/sbin/srv6cpe"
 	// entry is one mapping of a /proc/PID/smaps text.
 	entry := func(header string, anonKB int) string {
@@ -28,18 +29,40 @@ func TestCleanProgramMappings(t *testing.T) {
 		entry("7f0000002000-7f0000003000 r--p 00000000 fe:00 78 /usr/sbin/srv6cpe.old", 0) +
 		entry("zz-01 r--p 00000000 fe:00 123 /usr/sbin/srv6cpe", 0) +
 		"00400000-00500000 r-xp 00000000 fe:00 123 /usr/sbin/srv6cpe\n" // cut off: no Anonymous line
-	got := cleanProgramMappings([]byte(smaps), exe)
-	want := []addrRange{{0x400000, 0xcb5000}, {0xcb5000, 0x168a000}}
-	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
-		t.Fatalf("cleanProgramMappings = %#v, want %#v", got, want)
+	want := []programMapping{
+		{addrRange{0x400000, 0xcb5000}, 0},
+		{addrRange{0xcb5000, 0x168a000}, 0},
+		{addrRange{0x168a000, 0x1700000}, 8},
+		{addrRange{0x400000, 0x500000}, -1},
+	}
+	if got := programMappings([]byte(smaps), exe); !slices.Equal(got, want) {
+		t.Fatalf("smaps: programMappings = %#v, want %#v", got, want)
 	}
 
-	// A replaced binary: the kernel appends " (deleted)", and paths may
-	// hold spaces; the padding before the path varies.
+	// /proc/PID/maps has no fields. A replaced binary: the kernel appends
+	// " (deleted)", and paths may hold spaces; the padding before the path
+	// varies.
 	deleted := "/opt/my dir/srv6cpe (deleted)"
-	smaps = entry("00400000-00500000 r-xp 00000000 fe:00 5                          "+deleted, 0)
-	if got := cleanProgramMappings([]byte(smaps), deleted); len(got) != 1 || got[0] != (addrRange{0x400000, 0x500000}) {
-		t.Fatalf("deleted binary: cleanProgramMappings = %#v", got)
+	maps := "00400000-00500000 r-xp 00000000 fe:00 5                          " + deleted + "\n" +
+		"00500000-00600000 rw-p 00100000 fe:00 5                          " + deleted + "\n"
+	if got := programMappings([]byte(maps), deleted); !slices.Equal(got, []programMapping{{addrRange{0x400000, 0x500000}, -1}}) {
+		t.Fatalf("maps: programMappings = %#v", got)
+	}
+}
+
+func TestStaticExecutable(t *testing.T) {
+	// Debian's /bin/sh is a dynamically linked PIE.
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skipf("no /bin/sh: %v", err)
+	}
+	if static, err := staticExecutable("/bin/sh"); err != nil || static {
+		t.Fatalf("staticExecutable(/bin/sh) = %v, %v; want false", static, err)
+	}
+	if _, err := staticExecutable("/proc/self/exe"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := staticExecutable("/nonexistent"); err == nil {
+		t.Fatal("staticExecutable of a missing file: no error")
 	}
 }
 
