@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -187,7 +186,7 @@ func needRootAndBuild(t *testing.T) (bin, dir string) {
 		t.Skip("needs iproute2 (ip)")
 	}
 	dir = t.TempDir()
-	return buildDaemon(t, dir), dir
+	return buildBin(t, dir), dir
 }
 
 // lab makes a CPE namespace whose wan0 is a veth to an operator-side
@@ -436,20 +435,6 @@ func (d *daemon) status(stateDir string) agent.Status {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-func buildDaemon(t *testing.T, dir string) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(dir, "srv6cpe")
-	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 func sh(t *testing.T, name string, args ...string) {
