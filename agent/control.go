@@ -38,7 +38,7 @@ const (
 	ControlBGP     = "/v1/bgp"     // ControlBGPView
 	ControlCWMP    = "/v1/cwmp"    // ControlCWMPView
 	ControlSTAMP   = "/v1/stamp"   // ControlSTAMPView
-	ControlPaths   = "/v1/paths"   // ControlFeatureView
+	ControlPaths   = "/v1/paths"   // ControlPathsView
 	ControlPolicy  = "/v1/policy"  // ControlPolicyView
 	ControlRefresh = "/v1/refresh" // POST: the prefix source re-reads the WAN state
 	// ControlPolicyRestore is POST ?policy=NAME&service=NAME: the manual
@@ -134,12 +134,27 @@ type ControlCWMPTransfer struct {
 	FaultString  string    `json:"fault_string,omitempty"`
 }
 
-// ControlFeatureView answers for a part of the agent whose state the
-// control API does not report yet (the dynamic paths): Available false
-// and the reason.
-type ControlFeatureView struct {
-	Available bool   `json:"available"`
-	Reason    string `json:"reason,omitempty"`
+// ControlPathsView answers ControlPaths: the dynamic paths (Path.{i}) as
+// the controller reads them.
+type ControlPathsView struct {
+	Paths []ControlPathView `json:"paths"`
+}
+
+// ControlPathView is one dynamic path: its configuration, ConfigStatus,
+// ErrorDetails and ActivePathInfo.
+type ControlPathView struct {
+	// Instance is the Path.{i} instance number (0 until the CWMP client
+	// has numbered the file's paths).
+	Instance       uint32       `json:"instance,omitempty"`
+	ID             string       `json:"id"`
+	Source         string       `json:"source,omitempty"`
+	Destination    string       `json:"destination,omitempty"`
+	Segments       []netip.Addr `json:"segments"`
+	BSID           netip.Addr   `json:"bsid,omitzero"`
+	Priority       uint32       `json:"priority"`
+	Status         string       `json:"status"`
+	Details        string       `json:"details,omitempty"`
+	ActivePathInfo string       `json:"active_path_info,omitempty"`
 }
 
 // validateControl checks control_socket: an absolute path that fits a unix
@@ -380,9 +395,7 @@ func (a *Agent) controlHandler(log *zap.Logger) http.Handler {
 	})
 	get(ControlCWMP, func(*http.Request) (any, error) { return a.controlCWMP() })
 	get(ControlSTAMP, func(*http.Request) (any, error) { return ControlSTAMPView{Tasks: a.MonitorTasks()}, nil })
-	get(ControlPaths, func(*http.Request) (any, error) {
-		return ControlFeatureView{Reason: "the agent does not report its dynamic paths yet; their binding SIDs are among the routes"}, nil
-	})
+	get(ControlPaths, func(*http.Request) (any, error) { return ControlPathsView{Paths: a.model.pathViews()}, nil })
 	get(ControlPolicy, func(*http.Request) (any, error) { return ControlPolicyView{Policies: a.PolicyStatus()}, nil })
 	mux.HandleFunc("POST "+ControlPolicyRestore, func(w http.ResponseWriter, r *http.Request) {
 		policy, service := r.URL.Query().Get("policy"), r.URL.Query().Get("service")

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/srv6cpe/srv6cpe/board"
 	"github.com/srv6cpe/srv6cpe/cwmpclient"
 	"github.com/srv6cpe/srv6cpe/dataplane"
+	"github.com/srv6cpe/srv6cpe/twamp"
 )
 
 const controlTestConfig = `
@@ -169,10 +171,10 @@ func TestControlSocketServes(t *testing.T) {
 	if len(sv.Tasks) != 0 {
 		t.Errorf("stamp = %+v, want no tasks", sv)
 	}
-	var f ControlFeatureView
-	h.do(t, "GET", ControlPaths, http.StatusOK, &f)
-	if f.Available || !strings.Contains(f.Reason, "the agent") {
-		t.Errorf("%s = %+v", ControlPaths, f)
+	var pathsv ControlPathsView
+	h.do(t, "GET", ControlPaths, http.StatusOK, &pathsv)
+	if pathsv.Paths == nil || len(pathsv.Paths) != 0 {
+		t.Errorf("paths = %+v, want an empty list", pathsv)
 	}
 	var pv ControlPolicyView
 	h.do(t, "GET", ControlPolicy, http.StatusOK, &pv)
@@ -333,5 +335,46 @@ func TestControlSocketsShareADir(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, ".ctl*")); len(left) != 0 {
 		t.Errorf("temporary names left: %v", left)
+	}
+}
+
+// TestControlPaths: /v1/paths reports each dynamic path as Path.{i} does:
+// installed (Active, with its latency) or why not.
+func TestControlPaths(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "control.sock")
+	h := startControlAgent(t, sock, WithDataplane(dataplane.NewFake(dataplane.Capabilities{EndDT6Table: true, EncapRed: true, EndB6Encaps: true})),
+		WithPathProbes(func(twamp.SenderConfig) (twamp.Session, error) { return idleProbe{}, nil }))
+	cfg, err := ParseConfig([]byte(controlTestConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ControlSocket = sock
+	segs := []netip.Addr{netip.MustParseAddr("2001:db8:e100::1"), netip.MustParseAddr("2001:db8:2205:6::")}
+	cfg.Paths.List = []PathConfig{
+		{ID: "fast", Destination: "2001:db8:2200::1", Segments: segs, BSID: netip.MustParseAddr("2001:db8:1205:b5::"), Priority: 1},
+		{ID: "slow", Destination: "2001:db8:2200::1", Segments: segs, BSID: netip.MustParseAddr("2001:db8:1205:b5::"), Priority: 2},
+		{ID: "outside", Destination: "2001:db8:2200::1", Segments: segs, BSID: netip.MustParseAddr("2001:db8:77::1"), Priority: 1},
+	}
+	if err := h.agent.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	var v ControlPathsView
+	h.do(t, "GET", ControlPaths, http.StatusOK, &v)
+	got := map[string]ControlPathView{}
+	for _, p := range v.Paths {
+		got[p.ID] = p
+	}
+	if len(v.Paths) != 3 {
+		t.Fatalf("paths = %+v, want 3", v.Paths)
+	}
+	if p := got["fast"]; p.Status != "Active" || p.BSID != cfg.Paths.List[0].BSID || !slices.Equal(p.Segments, segs) ||
+		p.ActivePathInfo != `SegmentList=["2001:db8:e100::1", "2001:db8:2205:6::"]; latency unknown: no probe answered yet` {
+		t.Errorf("fast = %+v, want Active with its list and an unknown latency (nothing answers here)", p)
+	}
+	if p := got["slow"]; p.Status != "Standby" || !strings.Contains(p.Details, `"fast"`) || p.ActivePathInfo != "" {
+		t.Errorf("slow = %+v, want Standby behind fast", p)
+	}
+	if p := got["outside"]; p.Status != "Error" || !strings.Contains(p.Details, "outside the locator") {
+		t.Errorf("outside = %+v, want Error naming the locator", p)
 	}
 }

@@ -678,11 +678,33 @@ func (m *srv6Model) registerPaths(reg func(string, cwmpclient.Param), regObj fun
 	}})
 	reg("Path.{i}.ActivePathInfo", cwmpclient.Param{Type: cwmpclient.TypeString, Get: func(idx []uint32) (string, error) {
 		p := path(idx)
-		if s, _ := m.pathStatus(p); s != "Active" {
-			return "", nil
-		}
-		return "SegmentList=" + formatSegments(p.Config.Segments) + "; " + m.a.probes.latency(p.Config.Segments), nil
+		s, _ := m.pathStatus(p)
+		return m.activePathInfo(p, s), nil
 	}})
+}
+
+// activePathInfo is ActivePathInfo of path p in state status: its list and
+// measured latency while Active, empty otherwise.
+func (m *srv6Model) activePathInfo(p modelPath, status string) string {
+	if status != "Active" {
+		return ""
+	}
+	return "SegmentList=" + formatSegments(p.Config.Segments) + "; " + m.a.probes.latency(p.Config.Segments)
+}
+
+// pathViews is every dynamic path as Path.{i} reports it, for the control
+// socket.
+func (m *srv6Model) pathViews() []ControlPathView {
+	st, _ := m.snapshot()
+	out := make([]ControlPathView, 0, len(st.Paths))
+	for _, p := range st.Paths {
+		status, details := m.pathStatus(p)
+		c := p.Config
+		out = append(out, ControlPathView{Instance: p.Inst, ID: c.ID, Source: c.Source, Destination: c.Destination,
+			Segments: c.Segments, BSID: c.BSID, Priority: c.Priority,
+			Status: status, Details: details, ActivePathInfo: m.activePathInfo(p, status)})
+	}
+	return out
 }
 
 // pathStatus is Active (its BSID is installed), Standby (another path

@@ -81,9 +81,9 @@ var commandTree = &command{
 		},
 		{
 			name:     "paths",
-			summary:  "dynamic SRv6 paths",
+			summary:  "dynamic SRv6 paths: binding SID, state, measured latency",
 			synopsis: "[--json] [--socket PATH]",
-			flags:    daemonCommand(view{path: pathPaths, human: renderFeature("paths")}),
+			flags:    daemonCommand(view{path: pathPaths, human: renderPaths}),
 		},
 		{
 			name:     "policy",

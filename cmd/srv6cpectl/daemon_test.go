@@ -199,10 +199,23 @@ TRANSFER  DIRECTION  FILE TYPE                 STATE      COMMAND KEY  NOT BEFOR
 `,
 		},
 		{
-			name:   "feature not reported",
-			render: human(renderFeature("paths")),
-			in:     `{"available":false,"reason":"the agent does not report its dynamic paths yet"}`,
-			want:   "paths: the agent does not report its dynamic paths yet\n",
+			name:   "no paths",
+			render: human(renderPaths),
+			in:     `{"paths":[]}`,
+			want:   "paths: no dynamic paths configured\n",
+		},
+		{
+			name:   "paths",
+			render: human(renderPaths),
+			in: `{"paths":[{"instance":1,"id":"fast","destination":"2001:db8:2200::1","segments":["2001:db8:e100::1","2001:db8:2205:6::"],"bsid":"2001:db8:1205:b5::","priority":1,"status":"Active",
+				"active_path_info":"SegmentList=[\"2001:db8:e100::1\", \"2001:db8:2205:6::\"]; latency 0.032 ms"},
+				{"id":"slow","destination":"2001:db8:2200::1","segments":["2001:db8:e200::1"],"bsid":"2001:db8:1205:b5::","priority":2,"status":"Standby","details":"BSID 2001:db8:1205:b5:: is held by path \"fast\" with a better priority"},
+				{"id":"","segments":[],"priority":0,"status":"Incomplete","details":"PathID, SegmentList and TargetBSID must be set"}]}`,
+			want: `PATH  DESTINATION       BSID                PRIORITY  SEGMENTS                            STATUS      LATENCY / DETAILS
+fast  2001:db8:2200::1  2001:db8:1205:b5::  1         2001:db8:e100::1,2001:db8:2205:6::  Active      latency 0.032 ms
+slow  2001:db8:2200::1  2001:db8:1205:b5::  2         2001:db8:e200::1                    Standby     BSID 2001:db8:1205:b5:: is held by path "fast" with a better priority
+-     -                 -                   0         -                                   Incomplete  PathID, SegmentList and TargetBSID must be set
+`,
 		},
 		{
 			name:   "stamp tasks",
@@ -484,7 +497,7 @@ remote:
 		{[]string{"bgp"}, []string{"bgp: not configured (no bgp section)\n"}},
 		{[]string{"cwmp"}, []string{"ACS: none", "no pending events"}},
 		{[]string{"stamp"}, []string{"stamp: no monitoring tasks\n"}},
-		{[]string{"paths"}, []string{"paths: the agent does not report its dynamic paths yet; their binding SIDs are among the routes\n"}},
+		{[]string{"paths"}, []string{"paths: no dynamic paths configured\n"}},
 		{[]string{"policy"}, []string{"policy: no SRv6 policies configured\n"}},
 	}
 	for _, c := range checks {

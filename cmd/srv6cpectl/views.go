@@ -125,9 +125,18 @@ type cwmpAnswer struct {
 	} `json:"transfers"`
 }
 
-type featureAnswer struct {
-	Available bool   `json:"available"`
-	Reason    string `json:"reason"`
+// pathsAnswer is agent.ControlPathsView.
+type pathsAnswer struct {
+	Paths []struct {
+		ID             string   `json:"id"`
+		Destination    string   `json:"destination"`
+		Segments       []string `json:"segments"`
+		BSID           string   `json:"bsid"`
+		Priority       uint32   `json:"priority"`
+		Status         string   `json:"status"`
+		Details        string   `json:"details"`
+		ActivePathInfo string   `json:"active_path_info"`
+	} `json:"paths"`
 }
 
 // table writes aligned columns; cells are made single-line.
@@ -506,19 +515,31 @@ func renderSTAMP(w io.Writer, body []byte) error {
 	return nil
 }
 
-// renderFeature prints a part of the agent the daemon does not report.
-func renderFeature(name string) func(io.Writer, []byte) error {
-	return func(w io.Writer, body []byte) error {
-		var f featureAnswer
-		if err := decode(body, name, &f); err != nil {
-			return err
-		}
-		if !f.Available {
-			fmt.Fprintf(w, "%s: %s\n", name, f.Reason)
-			return nil
-		}
-		return fmt.Errorf("%s: this srv6cpectl cannot show it; use --json", name)
+// renderPaths prints the dynamic paths: configuration, state and, for an
+// active path, its measured latency (ActivePathInfo without the list the
+// table already shows).
+func renderPaths(w io.Writer, body []byte) error {
+	var v pathsAnswer
+	if err := decode(body, "paths", &v); err != nil {
+		return err
 	}
+	if len(v.Paths) == 0 {
+		fmt.Fprintln(w, "paths: no dynamic paths configured")
+		return nil
+	}
+	t := newTable(w, "PATH", "DESTINATION", "BSID", "PRIORITY", "SEGMENTS", "STATUS", "LATENCY / DETAILS")
+	for _, p := range v.Paths {
+		info := p.Details
+		if _, latency, ok := strings.Cut(p.ActivePathInfo, "; "); ok {
+			info = latency
+			if p.Details != "" {
+				info += "; " + p.Details
+			}
+		}
+		t.row(p.ID, p.Destination, p.BSID, fmt.Sprint(p.Priority), strings.Join(p.Segments, ","), p.Status, info)
+	}
+	t.flush()
+	return nil
 }
 
 func renderRefresh(w io.Writer, _ []byte) error {
