@@ -160,7 +160,7 @@ func TestVRFRequests(t *testing.T) {
 		v := ds.routes[key]
 		var w wbuf
 		w.putRoute(1, key, v, 0, false)
-		r, err := decodeRoute(w.b[sizeofNlmsghdr:])
+		r, err := decodeRoute(w.b[sizeofNlmsghdr:], nil)
 		if err != nil || r.Key != key || r.Val != v {
 			t.Errorf("%s: decoded %+v %v, want %+v", key, r, err, v)
 		}

@@ -127,7 +127,7 @@ func TestSRHKeyedEncoding(t *testing.T) {
 	if tlv[0] != 5 || tlv[1] != 38 || !bytes.Equal(tlv[4:8], []byte{0, 0, 0x12, 0x34}) || !bytes.Equal(tlv[8:], make([]byte, 32)) {
 		t.Fatalf("TLV % x", tlv)
 	}
-	got, err := decodeSRH(b)
+	got, err := decodeSRH(b, nil)
 	if err != nil || got != segs {
 		t.Fatalf("decodeSRH: %v %v", got, err)
 	}
@@ -145,7 +145,7 @@ func TestSRHKeyedEncoding(t *testing.T) {
 	k := rkey{Family: 2, Table: tableMain, Dst: mustPrefix("10.9.0.0/16")}
 	var m wbuf
 	m.putRoute(1, k, v, 0, false)
-	r, err := decodeRoute(m.b[sizeofNlmsghdr:])
+	r, err := decodeRoute(m.b[sizeofNlmsghdr:], nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func FuzzSRHHMACKeyID(f *testing.F) {
 	f.Add(w.b)
 	f.Add([]byte{0, 0, 4, 0, 0, sr6FlagHMAC, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if _, err := decodeSRH(b); err != nil {
+		if _, err := decodeSRH(b, nil); err != nil {
 			return // srhHMACKeyID is only called on SRHs decodeSRH took
 		}
 		srhHMACKeyID(b)

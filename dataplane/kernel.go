@@ -72,6 +72,13 @@ type Kernel struct {
 	h      *netlink.Handle
 	status Status
 	nhNext uint32
+	// What one read or plan needs, kept from one Apply to the next (under
+	// mu) so that a resync of thousands of routes reuses its maps and
+	// slices instead of leaving them to the garbage collector; nothing
+	// returned to a caller points into them.
+	st   state
+	want desiredSet
+	si   segInterner
 }
 
 // vrfAlias marks the VRF devices the agent created (IFLA_IFALIAS).
@@ -189,11 +196,11 @@ func (l *linkNames) ifname(i int) string {
 
 // state is what the kernel holds of ours.
 type state struct {
-	routes   routeSet
+	routes   routeSet        // each at the priority of its family (prioOf)
 	order    []rkey          // routes in the order the kernel listed them
-	prio     map[rkey]uint32 // priority per route (ours are fixed per family)
 	nhOf     map[rkey]uint32 // nexthop object per route
 	extra    []kroute        // ours that must go whatever is desired (duplicates, odd priority)
+	room     int             // the most routes routes, order and nhOf were sized for
 	nhs      map[uint32]knh  // our nexthop objects
 	nhBySpec map[encapSpec]uint32
 	// Our multipath groups whose members are our seg6 objects, by what
@@ -203,15 +210,15 @@ type state struct {
 	// inGroups lists, per nexthop id, the groups (ours or not) holding it.
 	inGroups map[uint32][]uint32
 	usedIDs  map[uint32]bool // every nexthop id in use, ours or not
+	nhRoom   int             // the most nexthop ids the maps above held
 	vrfs     []VRF
 }
 
 // resolveGroups maps our groups onto what they carry. A group with a
 // member that is not one of our seg6 objects, or members that differ in
 // device, mode or HMAC key, is not one the agent would make: routes on it
-// read as kindOther and are replaced.
-func (st *state) resolveGroups() {
-	var buf []byte
+// read as kindOther and are replaced. Path lists are interned in si.
+func (st *state) resolveGroups(si *segInterner) {
 	for id, n := range st.nhs {
 		if n.Group == nil || n.OddGroup || len(n.Group) < 2 {
 			continue
@@ -231,8 +238,8 @@ func (st *state) resolveGroups() {
 		if !ok {
 			continue
 		}
-		buf = packPaths(ps, buf)
-		g.Paths = pathList(buf)
+		si.buf = packPaths(ps, si.buf)
+		g.Paths = pathList(si.internBuf())
 		st.groupOf[id] = g
 		if _, dup := st.nhByGroup[g]; !dup {
 			st.nhByGroup[g] = id
@@ -240,20 +247,89 @@ func (st *state) resolveGroups() {
 	}
 }
 
-// read dumps our routes, nexthop objects and VRF devices.
-func (k *Kernel) read() (*state, error) {
-	st := &state{}
-	reset := func() {
-		st.nhs, st.nhBySpec, st.usedIDs = map[uint32]knh{}, map[encapSpec]uint32{}, map[uint32]bool{}
+// resetNexthops empties the nexthop part of st (before each try of the
+// nexthop dump).
+func (st *state) resetNexthops() {
+	n := len(st.usedIDs)
+	if st.nhs == nil || st.nhRoom > 4*n+1024 {
+		st.nhs, st.nhBySpec, st.usedIDs = map[uint32]knh{}, map[encapSpec]uint32{}, make(map[uint32]bool, n)
 		st.nhByGroup, st.groupOf, st.inGroups = map[groupSpec]uint32{}, map[uint32]groupSpec{}, map[uint32][]uint32{}
+		st.nhRoom = n
+		return
 	}
-	reset()
+	st.nhRoom = max(st.nhRoom, n)
+	clear(st.nhs)
+	clear(st.nhBySpec)
+	clear(st.usedIDs)
+	clear(st.nhByGroup)
+	clear(st.groupOf)
+	clear(st.inGroups)
+}
+
+// resetRoutes empties the route part of st, keeping its room for as many
+// routes as the previous read found unless that room is far more.
+func (st *state) resetRoutes() {
+	n := len(st.routes) + len(st.extra)
+	if st.routes == nil || st.room > 4*n+1024 {
+		st.routes, st.nhOf, st.order, st.room = make(routeSet, n), make(map[rkey]uint32, n), make([]rkey, 0, n), n
+	} else {
+		clear(st.routes)
+		clear(st.nhOf)
+		clear(st.order) // netip.Addr holds a pointer: drop what it kept alive
+		st.order = st.order[:0]
+	}
+	clear(st.extra)
+	st.extra = st.extra[:0]
+}
+
+// dropRoutes forgets the routes read after the first n (in order) and nx
+// (in extra): those of a dump that is being retried.
+func (st *state) dropRoutes(n, nx int) {
+	for _, key := range st.order[n:] {
+		delete(st.routes, key)
+		delete(st.nhOf, key)
+	}
+	clear(st.order[n:])
+	st.order = st.order[:n]
+	clear(st.extra[nx:])
+	st.extra = st.extra[:nx]
+}
+
+// addRoute records one route of ours from the dump; the nexthop objects
+// must have been read.
+func (st *state) addRoute(r kroute) {
+	if r.NHID != 0 {
+		if n, ok := st.nhs[r.NHID]; ok && n.Simple {
+			r.Val = rval{Kind: kindEncap, Mode: n.Spec.Mode, Dev: n.Spec.Dev, Segs: n.Spec.Segs, HMAC: n.Spec.HMAC}
+		} else if g, ok := st.groupOf[r.NHID]; ok {
+			r.Val = rval{Kind: kindEncap, Mode: g.Mode, Dev: g.Dev, HMAC: g.HMAC, Paths: g.Paths}
+		} else {
+			r.Val = rval{Kind: kindOther}
+		}
+	}
+	if _, dup := st.routes[r.Key]; dup || r.Prio != prioOf(r.Key.Family) {
+		st.extra = append(st.extra, r)
+		return
+	}
+	st.routes[r.Key] = r.Val
+	st.order = append(st.order, r.Key)
+	if r.NHID != 0 {
+		st.nhOf[r.Key] = r.NHID
+	}
+}
+
+// read dumps our routes, nexthop objects and VRF devices into k.st,
+// reusing its room. The state is valid until the next read (under k.mu);
+// segment lists are interned in k.si.
+func (k *Kernel) read() (*state, error) {
+	st := &k.st
+	st.resetNexthops()
 	if k.status.Capabilities.NexthopObjects {
-		err := k.c.dump(func(w *wbuf, seq uint32) { w.dumpNexthops(seq) }, reset, func(typ uint16, body []byte) error {
+		err := k.c.dump(func(w *wbuf, seq uint32) { w.dumpNexthops(seq) }, st.resetNexthops, func(typ uint16, body []byte) error {
 			if typ != unix.RTM_NEWNEXTHOP {
 				return nil
 			}
-			n, err := decodeNexthop(body)
+			n, err := decodeNexthop(body, &k.si)
 			if err != nil {
 				k.log.Warn("unreadable nexthop object skipped", zap.Error(err))
 				return nil
@@ -273,18 +349,18 @@ func (k *Kernel) read() (*state, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read nexthop objects: %w", err)
 		}
-		st.resolveGroups()
+		st.resolveGroups(&k.si)
 	}
-	var all []kroute
+	st.resetRoutes()
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		n := len(all)
+		n, nx := len(st.order), len(st.extra)
 		err := k.c.dump(func(w *wbuf, seq uint32) { w.dumpRoutes(seq, fam, RouteProtocol) },
-			func() { all = all[:n] },
+			func() { st.dropRoutes(n, nx) },
 			func(typ uint16, body []byte) error {
 				if typ != unix.RTM_NEWROUTE {
 					return nil
 				}
-				r, err := decodeRoute(body)
+				r, err := decodeRoute(body, &k.si)
 				if err != nil {
 					// Without a key it cannot be deleted either; say so
 					// and go on with the rest.
@@ -292,7 +368,7 @@ func (k *Kernel) read() (*state, error) {
 					return nil
 				}
 				if r.Proto == RouteProtocol { // the filter is a kernel courtesy; check again
-					all = append(all, r)
+					st.addRoute(r)
 				}
 				return nil
 			})
@@ -300,31 +376,7 @@ func (k *Kernel) read() (*state, error) {
 			return nil, fmt.Errorf("read routes (family %d): %w", fam, err)
 		}
 	}
-	st.routes = make(routeSet, len(all))
-	st.order = make([]rkey, 0, len(all))
-	st.prio = make(map[rkey]uint32, len(all))
-	st.nhOf = make(map[rkey]uint32)
-	for _, r := range all {
-		if r.NHID != 0 {
-			if n, ok := st.nhs[r.NHID]; ok && n.Simple {
-				r.Val = rval{Kind: kindEncap, Mode: n.Spec.Mode, Dev: n.Spec.Dev, Segs: n.Spec.Segs, HMAC: n.Spec.HMAC}
-			} else if g, ok := st.groupOf[r.NHID]; ok {
-				r.Val = rval{Kind: kindEncap, Mode: g.Mode, Dev: g.Dev, HMAC: g.HMAC, Paths: g.Paths}
-			} else {
-				r.Val = rval{Kind: kindOther}
-			}
-		}
-		if _, dup := st.routes[r.Key]; dup || r.Prio != prioOf(r.Key.Family) {
-			st.extra = append(st.extra, r)
-			continue
-		}
-		st.routes[r.Key] = r.Val
-		st.order = append(st.order, r.Key)
-		st.prio[r.Key] = r.Prio
-		if r.NHID != 0 {
-			st.nhOf[r.Key] = r.NHID
-		}
-	}
+	st.room = max(st.room, len(st.routes))
 	vrfs, err := k.ourVRFs()
 	if err != nil {
 		return nil, err
@@ -362,15 +414,10 @@ func (k *Kernel) Installed(ctx context.Context) (Desired, error) {
 	if err := ctx.Err(); err != nil {
 		return Desired{}, err
 	}
+	k.si.rotate()
 	st, err := k.read()
 	if err != nil {
 		return Desired{}, err
-	}
-	rs := make(routeSet, len(st.routes))
-	for key, v := range st.routes {
-		if v.Kind != kindOther {
-			rs[key] = v
-		}
 	}
 	rules, _, err := k.readRules()
 	if err != nil {
@@ -384,7 +431,9 @@ func (k *Kernel) Installed(ctx context.Context) (Desired, error) {
 	if err != nil {
 		return Desired{}, err
 	}
-	d := toDesired(rs, st.vrfs, newLinkNames(k.h))
+	// toDesired copies what it keeps (st stays the Kernel's) and skips
+	// kindOther routes: the agent cannot express them.
+	d := toDesired(st.routes, st.vrfs, newLinkNames(k.h))
 	d.SIDFilter, d.TunnelSource, d.HMAC = filterOf(rules), src, h
 	d.FlowRules = flowRulesOf(rules)
 	return d, nil
@@ -456,10 +505,11 @@ func (k *Kernel) Apply(ctx context.Context, d Desired) (err error) {
 		return err
 	}
 	nm := newLinkNames(k.h)
-	want, err := plan(d, k.status.Capabilities, k.opt.WANInterface, nm)
-	if err != nil {
+	k.si.rotate()
+	if err := planInto(&k.want, &k.si, d, k.status.Capabilities, k.opt.WANInterface, nm); err != nil {
 		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
 	}
+	want := k.want
 	if err := validExtras(d, k.status.Capabilities, k.opt.WANInterface); err != nil {
 		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
 	}
@@ -783,7 +833,7 @@ func (k *Kernel) remove(st *state, dels []rkey, ae *ApplyError) map[rkey]bool {
 		list = append(list, delRoute{key: x.Key, prio: x.Prio, extra: true})
 	}
 	for _, key := range dels {
-		list = append(list, delRoute{key: key, prio: st.prio[key]})
+		list = append(list, delRoute{key: key, prio: prioOf(key.Family)})
 	}
 	if len(list) == 0 {
 		return gone
@@ -873,7 +923,7 @@ func (k *Kernel) nexthopsInUse() (map[uint32]bool, error) {
 			if typ != unix.RTM_NEWROUTE {
 				return nil
 			}
-			if r, err := decodeRoute(body); err == nil && r.NHID != 0 {
+			if r, err := decodeRoute(body, nil); err == nil && r.NHID != 0 {
 				inUse[r.NHID] = true
 			}
 			return nil

@@ -503,3 +503,47 @@ func TestKernelManySpecs(t *testing.T) {
 		t.Errorf("status %+v", st)
 	}
 }
+
+// The route part of the state a read fills: a duplicate key or an odd
+// priority goes to extra (the first route on a key stays), a retried dump
+// forgets exactly what that dump added, and the next read starts empty
+// while keeping the room.
+func TestStateRoutes(t *testing.T) {
+	var st state
+	st.resetNexthops()
+	segs := packSegs(addrs("2001:db8::1"))
+	st.nhs[7] = knh{ID: 7, Proto: RouteProtocol, Simple: true, Spec: encapSpec{Mode: seg6ModeEnc, Dev: 2, Segs: segs}}
+	r4 := func(p string, nhid uint32) kroute {
+		return kroute{Key: rkey{unix.AF_INET, tableMain, mustPrefix(p)}, Prio: prio4, Proto: RouteProtocol, NHID: nhid, Val: rval{Kind: kindEncap}}
+	}
+	r6 := kroute{Key: rkey{unix.AF_INET6, tableMain, mustPrefix("2001:db8:1::/48")}, Prio: prio6, Proto: RouteProtocol, Val: rval{Kind: kindUnreachable}}
+	st.resetRoutes()
+	st.addRoute(r4("10.0.0.0/24", 7))
+	dup := r4("10.0.0.0/24", 9) // an object that is not ours
+	st.addRoute(dup)
+	odd := r4("10.0.1.0/24", 0)
+	odd.Prio = 5
+	st.addRoute(odd)
+	if got := st.routes[r4("10.0.0.0/24", 0).Key]; got.Segs != segs || got.Kind != kindEncap || st.nhOf[dup.Key] != 7 {
+		t.Fatalf("first route on the key: %+v (object %d)", got, st.nhOf[dup.Key])
+	}
+	if len(st.extra) != 2 || st.extra[0].NHID != 9 || st.extra[0].Val.Kind != kindOther || st.extra[1].Prio != 5 {
+		t.Fatalf("extra: %+v", st.extra)
+	}
+	// The IPv6 dump is interrupted after one route and retried.
+	n, nx := len(st.order), len(st.extra)
+	st.addRoute(r6)
+	st.addRoute(r4("10.0.2.0/24", 0))
+	st.dropRoutes(n, nx)
+	if len(st.routes) != 1 || len(st.order) != 1 || len(st.extra) != 2 || len(st.nhOf) != 1 {
+		t.Fatalf("after the retry's reset: %d routes, order %v, %d extra", len(st.routes), st.order, len(st.extra))
+	}
+	st.addRoute(r6)
+	if len(st.routes) != 2 || st.order[1] != r6.Key {
+		t.Fatalf("after the retry: order %v", st.order)
+	}
+	st.resetRoutes()
+	if len(st.routes)+len(st.order)+len(st.extra)+len(st.nhOf) != 0 || cap(st.order) < 2 {
+		t.Fatalf("next read starts with %d routes, %d extra, order room %d", len(st.routes), len(st.extra), cap(st.order))
+	}
+}

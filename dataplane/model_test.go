@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/srv6cpe/srv6cpe/srv6"
 )
@@ -155,5 +156,66 @@ func TestDiff(t *testing.T) {
 	}
 	if ups, dels := diff(want.routes, nil, want); len(ups)+len(dels) != 0 {
 		t.Errorf("diff of equal sets: %v %v", ups, dels)
+	}
+}
+
+// Equal lists share one string, and the interner holds only the lists
+// seen since the previous rotate (the Kernel rotates once per Apply).
+func TestSegInterner(t *testing.T) {
+	var si segInterner
+	a1 := si.intern(addrs("2001:db8::1", "2001:db8::2"))
+	a2 := si.intern(addrs("2001:db8::1", "2001:db8::2"))
+	if a1 != a2 || unsafe.StringData(string(a1)) != unsafe.StringData(string(a2)) {
+		t.Fatalf("equal lists got two strings: %q %q", a1, a2)
+	}
+	si.rotate()
+	if a3 := si.intern(addrs("2001:db8::1", "2001:db8::2")); unsafe.StringData(string(a3)) != unsafe.StringData(string(a1)) {
+		t.Fatal("a list seen before the last rotate was copied again")
+	}
+	si.intern(addrs("2001:db8::3"))
+	si.rotate()
+	si.intern(addrs("2001:db8::3"))
+	si.rotate()
+	if len(si.m)+len(si.old) != 1 {
+		t.Fatalf("interner holds %d lists, want the 1 still in use", len(si.m)+len(si.old))
+	}
+	if got := si.intern(addrs("2001:db8::1", "2001:db8::2")); got != a1 {
+		t.Fatalf("re-interned list reads %s, want %s", got, a1)
+	}
+}
+
+// A resync plans the same state again: into a reused desiredSet and
+// interner that costs next to no allocation, and gives what plan gives.
+func TestPlanIntoReuses(t *testing.T) {
+	d := Desired{Encaps: vpnEncaps(2000, 4)}
+	var ds desiredSet
+	var si segInterner
+	nm := &fakeNames{}
+	if err := planInto(&ds, &si, d, labCaps, "wan0", nm); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(5, func() {
+		si.rotate()
+		if err := planInto(&ds, &si, d, labCaps, "wan0", nm); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 4 {
+		t.Errorf("re-planning 2000 routes made %.0f allocations, want at most 4", allocs)
+	}
+	want, err := plan(d, labCaps, "wan0", nm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(ds.routes, want.routes) || !reflect.DeepEqual(ds.order, want.order) {
+		t.Fatal("planInto into a reused set differs from plan")
+	}
+	// A table that shrank for good gives its room back.
+	small := Desired{Encaps: d.Encaps[:10]}
+	if err := planInto(&ds, &si, small, labCaps, "wan0", nm); err != nil {
+		t.Fatal(err)
+	}
+	if ds.room != 10 || len(ds.routes) != 10 || len(ds.order) != 10 {
+		t.Fatalf("after shrinking: room %d, %d routes, %d in order", ds.room, len(ds.routes), len(ds.order))
 	}
 }

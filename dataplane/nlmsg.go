@@ -344,8 +344,9 @@ type kroute struct {
 	NHID  uint32 // the nexthop object it uses (0 = none)
 }
 
-// decodeSRH reads an IPv6 SRH and returns its segments in travel order.
-func decodeSRH(b []byte) (segList, error) {
+// decodeSRH reads an IPv6 SRH and returns its segments in travel order,
+// interned in si (nil: a new string).
+func decodeSRH(b []byte, si *segInterner) (segList, error) {
 	if len(b) < 8 {
 		return "", fmt.Errorf("SRH of %d bytes: %w", len(b), errShort)
 	}
@@ -355,11 +356,20 @@ func decodeSRH(b []byte) (segList, error) {
 	if int(b[1])*8 != len(b)-8 || 8+16*n > len(b) {
 		return "", fmt.Errorf("SRH of %d bytes: length %d, %d segments do not fit", len(b), b[1], n)
 	}
-	out := make([]byte, 0, 16*n)
+	var out []byte
+	if si != nil {
+		out = si.buf[:0]
+	} else {
+		out = make([]byte, 0, 16*n)
+	}
 	for i := n - 1; i >= 0; i-- {
 		out = append(out, b[8+16*i:8+16*i+16]...)
 	}
-	return segList(out), nil
+	if si == nil {
+		return segList(out), nil
+	}
+	si.buf = out
+	return si.internBuf(), nil
 }
 
 func addrFrom(b []byte) (netip.Addr, bool) {
@@ -367,9 +377,10 @@ func addrFrom(b []byte) (netip.Addr, bool) {
 	return a, ok
 }
 
-// decodeRoute parses an RTM_NEWROUTE body (after the nlmsghdr). Routes the
-// agent cannot express come back as kindOther.
-func decodeRoute(b []byte) (kroute, error) {
+// decodeRoute parses an RTM_NEWROUTE body (after the nlmsghdr), interning
+// segment lists in si (nil: new strings). Routes the agent cannot express
+// come back as kindOther.
+func decodeRoute(b []byte, si *segInterner) (kroute, error) {
 	if len(b) < sizeofRtmsg {
 		return kroute{}, fmt.Errorf("rtmsg of %d bytes: %w", len(b), errShort)
 	}
@@ -427,14 +438,14 @@ func decodeRoute(b []byte) (kroute, error) {
 	if dstLen > 8*addrLen {
 		return kroute{}, fmt.Errorf("route prefix length %d too long for family %d", dstLen, fam)
 	}
-	a := make([]byte, addrLen)
+	var a [16]byte
 	if dst != nil {
 		if len(dst) != addrLen {
 			return kroute{}, fmt.Errorf("RTA_DST of %d bytes in family %d", len(dst), fam)
 		}
-		copy(a, dst)
+		copy(a[:], dst)
 	}
-	addr, _ := addrFrom(a)
+	addr, _ := addrFrom(a[:addrLen])
 	r.Key = rkey{Family: fam, Table: table, Dst: netip.PrefixFrom(addr, dstLen)}
 	r.Val.Kind = kindOther
 	switch {
@@ -448,17 +459,17 @@ func decodeRoute(b []byte) (kroute, error) {
 		r.Val = rval{Kind: kindEncap}
 	case mp != nil:
 		// An RTA_MULTIPATH this code cannot read stays kindOther.
-		if v, err := decodeMultipath(mp); err == nil {
+		if v, err := decodeMultipath(mp, si); err == nil {
 			r.Val = v
 		}
 	case encType == unix.LWTUNNEL_ENCAP_SEG6:
 		// An encap this code cannot read stays kindOther: a route of
 		// ours in that state is replaced, never a reason to stop.
-		if mode, segs, hmac, err := decodeSeg6(enc); err == nil {
+		if mode, segs, hmac, err := decodeSeg6(enc, si); err == nil {
 			r.Val.Kind, r.Val.Mode, r.Val.Segs, r.Val.HMAC = kindEncap, mode, segs, hmac
 		}
 	case encType == unix.LWTUNNEL_ENCAP_SEG6_LOCAL:
-		if v, err := decodeSeg6Local(enc); err == nil {
+		if v, err := decodeSeg6Local(enc, si); err == nil {
 			v.Dev = r.Val.Dev
 			r.Val = v
 		}
@@ -469,7 +480,7 @@ func decodeRoute(b []byte) (kroute, error) {
 // decodeMultipath reads an inline RTA_MULTIPATH of seg6 encaps that share
 // device, mode and HMAC key: the form the agent writes without nexthop
 // objects.
-func decodeMultipath(b []byte) (rval, error) {
+func decodeMultipath(b []byte, si *segInterner) (rval, error) {
 	v := rval{Kind: kindEncap}
 	var ps []wpath
 	for i := 0; len(b) >= unix.SizeofRtNexthop; i++ {
@@ -503,7 +514,7 @@ func decodeMultipath(b []byte) (rval, error) {
 		if encType != unix.LWTUNNEL_ENCAP_SEG6 {
 			return rval{}, fmt.Errorf("multipath nexthop %d: encap type %d, not seg6", i+1, encType)
 		}
-		mode, segs, hmac, err := decodeSeg6(enc)
+		mode, segs, hmac, err := decodeSeg6(enc, si)
 		if err != nil {
 			return rval{}, err
 		}
@@ -522,12 +533,17 @@ func decodeMultipath(b []byte) (rval, error) {
 		v.Segs = ps[0].Segs
 		return v, nil
 	}
-	v.Paths = pathList(packPaths(ps, nil))
+	if si == nil {
+		v.Paths = pathList(packPaths(ps, nil))
+		return v, nil
+	}
+	si.buf = packPaths(ps, si.buf)
+	v.Paths = pathList(si.internBuf())
 	return v, nil
 }
 
 // decodeSeg6 reads the body of a seg6 RTA_ENCAP / NHA_ENCAP.
-func decodeSeg6(b []byte) (mode uint32, segs segList, hmac uint32, err error) {
+func decodeSeg6(b []byte, si *segInterner) (mode uint32, segs segList, hmac uint32, err error) {
 	found := false
 	err = attrs(b, func(t uint16, v []byte) error {
 		if t != seg6IptunnelSRH {
@@ -537,7 +553,7 @@ func decodeSeg6(b []byte) (mode uint32, segs segList, hmac uint32, err error) {
 			return fmt.Errorf("seg6 encap of %d bytes: %w", len(v), errShort)
 		}
 		mode = ne.Uint32(v)
-		s, err := decodeSRH(v[4:])
+		s, err := decodeSRH(v[4:], si)
 		if err == nil {
 			hmac = srhHMACKeyID(v[4:])
 		}
@@ -550,7 +566,7 @@ func decodeSeg6(b []byte) (mode uint32, segs segList, hmac uint32, err error) {
 	return mode, segs, hmac, err
 }
 
-func decodeSeg6Local(b []byte) (rval, error) {
+func decodeSeg6Local(b []byte, si *segInterner) (rval, error) {
 	v := rval{Kind: kindLocal}
 	unknown := false
 	err := attrs(b, func(t uint16, p []byte) error {
@@ -577,7 +593,7 @@ func decodeSeg6Local(b []byte) (rval, error) {
 			}
 			v.NH = a
 		case seg6LocalSRH:
-			s, err := decodeSRH(p)
+			s, err := decodeSRH(p, si)
 			if err != nil {
 				return err
 			}
@@ -616,7 +632,9 @@ type grpEntry struct {
 	Weight uint32
 }
 
-func decodeNexthop(b []byte) (knh, error) {
+// decodeNexthop parses an RTM_NEWNEXTHOP body, interning its segment list
+// in si (nil: a new string).
+func decodeNexthop(b []byte, si *segInterner) (knh, error) {
 	if len(b) < sizeofNhmsg {
 		return knh{}, fmt.Errorf("nhmsg of %d bytes: %w", len(b), errShort)
 	}
@@ -674,7 +692,7 @@ func decodeNexthop(b []byte) (knh, error) {
 		n.Simple = false
 		return n, nil
 	}
-	if n.Spec.Mode, n.Spec.Segs, n.Spec.HMAC, err = decodeSeg6(enc); err != nil {
+	if n.Spec.Mode, n.Spec.Segs, n.Spec.HMAC, err = decodeSeg6(enc, si); err != nil {
 		n.Simple = false // an object we would not make: never reused
 	}
 	return n, nil

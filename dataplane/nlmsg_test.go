@@ -52,7 +52,7 @@ func TestRouteRoundTrip(t *testing.T) {
 				if replace != (flags&unix.NLM_F_REPLACE != 0) || replace == (flags&unix.NLM_F_EXCL != 0) {
 					t.Errorf("replace=%v: flags %#x", replace, flags)
 				}
-				r, err := decodeRoute(body(t, &w))
+				r, err := decodeRoute(body(t, &w), nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -72,7 +72,7 @@ func TestRouteWithNexthopObject(t *testing.T) {
 	var w wbuf
 	key := rkey{unix.AF_INET, 5000, mustPrefix("10.9.0.0/16")}
 	w.putRoute(1, key, rval{Kind: kindEncap, Dev: 4, Mode: seg6ModeEnc, Segs: packSegs(addrs("2001:db8::1"))}, 0xc6000001, false)
-	r, err := decodeRoute(body(t, &w))
+	r, err := decodeRoute(body(t, &w), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestNexthopRoundTrip(t *testing.T) {
 	s := encapSpec{Mode: seg6ModeRed, Dev: 9, Segs: packSegs(addrs("2001:db8:2::1", "2001:db8:3::1"))}
 	var w wbuf
 	w.putNexthop(3, 0xc6000042, s)
-	n, err := decodeNexthop(body(t, &w))
+	n, err := decodeNexthop(body(t, &w), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestSRHOrder(t *testing.T) {
 	if !bytes.Equal(w.b[8:24], last[:]) || !bytes.Equal(w.b[40:56], first[:]) {
 		t.Fatalf("segment list not reversed: % x", w.b[8:])
 	}
-	got, err := decodeSRH(w.b)
+	got, err := decodeSRH(w.b, nil)
 	if err != nil || got.String() != "2001:db8::a,2001:db8::b,2001:db8::c" {
 		t.Fatalf("decodeSRH: %q %v", got.String(), err)
 	}
@@ -168,9 +168,18 @@ func seedRoutes(f *testing.F) {
 func FuzzDecodeRoute(f *testing.F) {
 	seedRoutes(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := decodeRoute(b)
+		r, err := decodeRoute(b, nil)
 		if err == nil && r.Val.Kind == kindEncap && len(r.Val.Segs)%16 != 0 {
 			t.Fatalf("segment list of %d bytes", len(r.Val.Segs))
+		}
+		// Interning changes where the strings live, never what they say,
+		// also when the interner already holds them.
+		var si segInterner
+		for range 2 {
+			ri, erri := decodeRoute(b, &si)
+			if ri != r || (erri == nil) != (err == nil) {
+				t.Fatalf("interned decode %+v %v, plain %+v %v", ri, erri, r, err)
+			}
 		}
 		// A multipath read back is in the canonical form plan makes.
 		if p := r.Val.Paths; p != "" && string(packPaths(p.paths(), nil)) != string(p) {
@@ -182,7 +191,14 @@ func FuzzDecodeRoute(f *testing.F) {
 func FuzzDecodeNexthop(f *testing.F) {
 	seedRoutes(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = decodeNexthop(b)
+		n, err := decodeNexthop(b, nil)
+		var si segInterner
+		for range 2 {
+			ni, erri := decodeNexthop(b, &si)
+			if ni.Spec != n.Spec || ni.ID != n.ID || ni.Simple != n.Simple || (erri == nil) != (err == nil) {
+				t.Fatalf("interned decode %+v %v, plain %+v %v", ni, erri, n, err)
+			}
+		}
 	})
 }
 
@@ -203,12 +219,12 @@ func TestSRHWithTLV(t *testing.T) {
 	w.srh(packSegs(addrs("2001:db8::a", "2001:db8::b")))
 	w.b = append(w.b, 5, 6, 0, 0, 0, 0, 0, 0) // 8 bytes of TLV
 	w.b[1] += 1                               // length in 8-octet units
-	got, err := decodeSRH(w.b)
+	got, err := decodeSRH(w.b, nil)
 	if err != nil || got.String() != "2001:db8::a,2001:db8::b" {
 		t.Fatalf("decodeSRH: %q %v", got.String(), err)
 	}
 	w.b[4] = 5 // first_segment beyond the header
-	if _, err := decodeSRH(w.b); err == nil {
+	if _, err := decodeSRH(w.b, nil); err == nil {
 		t.Fatal("decodeSRH accepted 6 segments in 2")
 	}
 }
@@ -220,7 +236,7 @@ func TestUnreadableEncapIsOther(t *testing.T) {
 	w.putRoute(1, rkey{unix.AF_INET, tableMain, mustPrefix("10.0.0.0/24")}, rval{Kind: kindEncap, Dev: 2, Mode: seg6ModeEnc, Segs: packSegs(addrs("2001:db8::1"))}, 0, false)
 	b := body(t, &w)
 	b[len(b)-16-8+1] = 9 // corrupt the SRH length
-	r, err := decodeRoute(b)
+	r, err := decodeRoute(b, nil)
 	if err != nil || r.Val.Kind != kindOther || r.Key.Dst != mustPrefix("10.0.0.0/24") {
 		t.Fatalf("decoded %+v %v", r, err)
 	}

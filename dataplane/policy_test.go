@@ -119,7 +119,7 @@ func TestMultipathRoundTrip(t *testing.T) {
 	for _, key := range []rkey{{unix.AF_INET, 100, mustPrefix("10.1.0.0/16")}, {unix.AF_INET6, 1000, mustPrefix("2001:db8:9::/48")}} {
 		var w wbuf
 		w.putRoute(1, key, v, 0, true)
-		r, err := decodeRoute(body(t, &w))
+		r, err := decodeRoute(body(t, &w), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,13 +130,13 @@ func TestMultipathRoundTrip(t *testing.T) {
 	// A route on a group reads as the group's; its RTA_MULTIPATH copy is ignored.
 	var w wbuf
 	w.putRoute(1, rkey{unix.AF_INET, 100, mustPrefix("10.1.0.0/16")}, v, 0xc6000009, true)
-	if r, err := decodeRoute(body(t, &w)); err != nil || r.NHID != 0xc6000009 || r.Val.Paths != "" {
+	if r, err := decodeRoute(body(t, &w), nil); err != nil || r.NHID != 0xc6000009 || r.Val.Paths != "" {
 		t.Fatalf("route on a group decoded %+v %v", r, err)
 	}
 	members := []grpEntry{{0xc6000001, 256}, {0xc6000002, 1}}
 	w = wbuf{}
 	w.putGroup(2, 0xc6000009, members)
-	n, err := decodeNexthop(body(t, &w))
+	n, err := decodeNexthop(body(t, &w), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestForeignMultipathIsOther(t *testing.T) {
 	}
 	second := mp + nlaHdrLen + int(ne.Uint16(b[mp+nlaHdrLen:]))
 	ne.PutUint32(b[second+4:], 5)
-	r, err := decodeRoute(b)
+	r, err := decodeRoute(b, nil)
 	if err != nil || r.Val.Kind != kindOther {
 		t.Fatalf("mixed devices decoded %+v %v", r.Val, err)
 	}

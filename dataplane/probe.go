@@ -146,7 +146,7 @@ func (k *Kernel) probeNexthop(lo int) error {
 	// The id must be free; one of ours left by a crashed probe goes.
 	used := map[uint32]uint8{}
 	err := k.c.dump(func(w *wbuf, seq uint32) { w.dumpNexthops(seq) }, func() { clear(used) }, func(typ uint16, body []byte) error {
-		if n, err := decodeNexthop(body); err == nil && typ == unix.RTM_NEWNEXTHOP {
+		if n, err := decodeNexthop(body, nil); err == nil && typ == unix.RTM_NEWNEXTHOP {
 			used[n.ID] = n.Proto
 		}
 		return nil
