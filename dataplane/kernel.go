@@ -72,13 +72,14 @@ type Kernel struct {
 	h      *netlink.Handle
 	status Status
 	nhNext uint32
-	// What one read or plan needs, kept from one Apply to the next (under
-	// mu) so that a resync of thousands of routes reuses its maps and
-	// slices instead of leaving them to the garbage collector; nothing
-	// returned to a caller points into them.
-	st   state
-	want desiredSet
-	si   segInterner
+	// seen is how many routes of ours the previous read found: the next
+	// one sizes its maps for them instead of growing them. The maps
+	// themselves are not kept between applies: live, they would raise
+	// the collector's goal (and the RSS) by their size for good.
+	seen int
+	// si interns segment lists across applies (a handful for thousands of
+	// routes), so that reading back and planning them allocates nothing.
+	si segInterner
 }
 
 // vrfAlias marks the VRF devices the agent created (IFLA_IFALIAS).
@@ -200,7 +201,6 @@ type state struct {
 	order    []rkey          // routes in the order the kernel listed them
 	nhOf     map[rkey]uint32 // nexthop object per route
 	extra    []kroute        // ours that must go whatever is desired (duplicates, odd priority)
-	room     int             // the most routes routes, order and nhOf were sized for
 	nhs      map[uint32]knh  // our nexthop objects
 	nhBySpec map[encapSpec]uint32
 	// Our multipath groups whose members are our seg6 objects, by what
@@ -210,7 +210,6 @@ type state struct {
 	// inGroups lists, per nexthop id, the groups (ours or not) holding it.
 	inGroups map[uint32][]uint32
 	usedIDs  map[uint32]bool // every nexthop id in use, ours or not
-	nhRoom   int             // the most nexthop ids the maps above held
 	vrfs     []VRF
 }
 
@@ -250,36 +249,13 @@ func (st *state) resolveGroups(si *segInterner) {
 // resetNexthops empties the nexthop part of st (before each try of the
 // nexthop dump).
 func (st *state) resetNexthops() {
-	n := len(st.usedIDs)
-	if st.nhs == nil || st.nhRoom > 4*n+1024 {
-		st.nhs, st.nhBySpec, st.usedIDs = map[uint32]knh{}, map[encapSpec]uint32{}, make(map[uint32]bool, n)
-		st.nhByGroup, st.groupOf, st.inGroups = map[groupSpec]uint32{}, map[uint32]groupSpec{}, map[uint32][]uint32{}
-		st.nhRoom = n
-		return
-	}
-	st.nhRoom = max(st.nhRoom, n)
-	clear(st.nhs)
-	clear(st.nhBySpec)
-	clear(st.usedIDs)
-	clear(st.nhByGroup)
-	clear(st.groupOf)
-	clear(st.inGroups)
+	st.nhs, st.nhBySpec, st.usedIDs = map[uint32]knh{}, map[encapSpec]uint32{}, map[uint32]bool{}
+	st.nhByGroup, st.groupOf, st.inGroups = map[groupSpec]uint32{}, map[uint32]groupSpec{}, map[uint32][]uint32{}
 }
 
-// resetRoutes empties the route part of st, keeping its room for as many
-// routes as the previous read found unless that room is far more.
-func (st *state) resetRoutes() {
-	n := len(st.routes) + len(st.extra)
-	if st.routes == nil || st.room > 4*n+1024 {
-		st.routes, st.nhOf, st.order, st.room = make(routeSet, n), make(map[rkey]uint32, n), make([]rkey, 0, n), n
-	} else {
-		clear(st.routes)
-		clear(st.nhOf)
-		clear(st.order) // netip.Addr holds a pointer: drop what it kept alive
-		st.order = st.order[:0]
-	}
-	clear(st.extra)
-	st.extra = st.extra[:0]
+// newRoutes makes the route part of st with room for n routes.
+func (st *state) newRoutes(n int) {
+	st.routes, st.nhOf, st.order = make(routeSet, n), make(map[rkey]uint32, n), make([]rkey, 0, n)
 }
 
 // dropRoutes forgets the routes read after the first n (in order) and nx
@@ -318,11 +294,10 @@ func (st *state) addRoute(r kroute) {
 	}
 }
 
-// read dumps our routes, nexthop objects and VRF devices into k.st,
-// reusing its room. The state is valid until the next read (under k.mu);
-// segment lists are interned in k.si.
+// read dumps our routes, nexthop objects and VRF devices; segment lists
+// are interned in k.si.
 func (k *Kernel) read() (*state, error) {
-	st := &k.st
+	st := &state{}
 	st.resetNexthops()
 	if k.status.Capabilities.NexthopObjects {
 		err := k.c.dump(func(w *wbuf, seq uint32) { w.dumpNexthops(seq) }, st.resetNexthops, func(typ uint16, body []byte) error {
@@ -351,7 +326,7 @@ func (k *Kernel) read() (*state, error) {
 		}
 		st.resolveGroups(&k.si)
 	}
-	st.resetRoutes()
+	st.newRoutes(k.seen)
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		n, nx := len(st.order), len(st.extra)
 		err := k.c.dump(func(w *wbuf, seq uint32) { w.dumpRoutes(seq, fam, RouteProtocol) },
@@ -376,7 +351,7 @@ func (k *Kernel) read() (*state, error) {
 			return nil, fmt.Errorf("read routes (family %d): %w", fam, err)
 		}
 	}
-	st.room = max(st.room, len(st.routes))
+	k.seen = len(st.routes) + len(st.extra)
 	vrfs, err := k.ourVRFs()
 	if err != nil {
 		return nil, err
@@ -431,8 +406,7 @@ func (k *Kernel) Installed(ctx context.Context) (Desired, error) {
 	if err != nil {
 		return Desired{}, err
 	}
-	// toDesired copies what it keeps (st stays the Kernel's) and skips
-	// kindOther routes: the agent cannot express them.
+	// toDesired skips kindOther routes: the agent cannot express them.
 	d := toDesired(st.routes, st.vrfs, newLinkNames(k.h))
 	d.SIDFilter, d.TunnelSource, d.HMAC = filterOf(rules), src, h
 	d.FlowRules = flowRulesOf(rules)
@@ -506,10 +480,10 @@ func (k *Kernel) Apply(ctx context.Context, d Desired) (err error) {
 	}
 	nm := newLinkNames(k.h)
 	k.si.rotate()
-	if err := planInto(&k.want, &k.si, d, k.status.Capabilities, k.opt.WANInterface, nm); err != nil {
+	want, err := planWith(&k.si, d, k.status.Capabilities, k.opt.WANInterface, nm)
+	if err != nil {
 		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
 	}
-	want := k.want
 	if err := validExtras(d, k.status.Capabilities, k.opt.WANInterface); err != nil {
 		return fmt.Errorf("invalid desired state, nothing applied: %w", err)
 	}

@@ -251,7 +251,6 @@ type change struct {
 type desiredSet struct {
 	routes routeSet
 	order  []rkey
-	room   int // the most routes routes and order were sized for
 }
 
 // diff lists what turns cur into want: upserts in want's order and
@@ -358,46 +357,28 @@ func (anyNames) ifname(int) string           { return "" }
 
 // plan validates d and maps it onto the route set the kernel must hold.
 func plan(d Desired, caps Capabilities, wan string, nm names) (desiredSet, error) {
-	var ds desiredSet
-	if err := planInto(&ds, &segInterner{}, d, caps, wan, nm); err != nil {
-		return desiredSet{}, err
-	}
-	return ds, nil
+	return planWith(&segInterner{}, d, caps, wan, nm)
 }
 
-// reset empties ds for n routes, keeping the room of its map and slice
-// (a resync of thousands of routes then allocates next to nothing) unless
-// that room is far more than n: a table that shrank for good gives it back.
-func (ds *desiredSet) reset(n int) {
-	if ds.routes == nil || ds.room > 4*n+1024 {
-		ds.routes, ds.order, ds.room = make(routeSet, n), make([]rkey, 0, n), n
-		return
-	}
-	clear(ds.routes)
-	clear(ds.order) // netip.Addr holds a pointer: drop what it kept alive
-	ds.order = slices.Grow(ds.order[:0], n)
-	ds.room = max(ds.room, n)
-}
-
-// planInto is plan into ds, reusing its room, with segment lists interned
-// in si. On error ds holds part of d.
-func planInto(ds *desiredSet, si *segInterner, d Desired, caps Capabilities, wan string, nm names) error {
-	ds.reset(len(d.Locators) + len(d.LocalSIDs) + len(d.BSIDs) + len(d.Encaps))
+// planWith is plan with segment lists interned in si.
+func planWith(si *segInterner, d Desired, caps Capabilities, wan string, nm names) (desiredSet, error) {
+	n := len(d.Locators) + len(d.LocalSIDs) + len(d.BSIDs) + len(d.Encaps)
+	ds := desiredSet{routes: make(routeSet, n), order: make([]rkey, 0, n)}
 	rs := ds.routes
 	vt := make(map[string]int, len(d.VRFs))
 	tables := make(map[int]string, len(d.VRFs))
 	if len(d.VRFs) > 0 && !caps.VRF {
-		return fmt.Errorf("VRF %q: this kernel cannot create VRF devices (use the VRF-less fallback)", d.VRFs[0].Name)
+		return desiredSet{}, fmt.Errorf("VRF %q: this kernel cannot create VRF devices (use the VRF-less fallback)", d.VRFs[0].Name)
 	}
 	for _, v := range d.VRFs {
 		if err := validVRF(v); err != nil {
-			return err
+			return desiredSet{}, err
 		}
 		if _, dup := vt[v.Name]; dup {
-			return fmt.Errorf("VRF %q listed twice", v.Name)
+			return desiredSet{}, fmt.Errorf("VRF %q listed twice", v.Name)
 		}
 		if other, dup := tables[v.Table]; dup {
-			return fmt.Errorf("VRF %q: table %d already belongs to VRF %q", v.Name, v.Table, other)
+			return desiredSet{}, fmt.Errorf("VRF %q: table %d already belongs to VRF %q", v.Name, v.Table, other)
 		}
 		vt[v.Name] = v.Table
 		tables[v.Table] = v.Name
@@ -431,13 +412,13 @@ func planInto(ds *desiredSet, si *segInterner, d Desired, caps Capabilities, wan
 	}
 	for _, p := range d.Locators {
 		if !p.IsValid() || !p.Addr().Is6() || p.Addr().Is4In6() {
-			return fmt.Errorf("locator %s: not an IPv6 prefix", p)
+			return desiredSet{}, fmt.Errorf("locator %s: not an IPv6 prefix", p)
 		}
 		if p != p.Masked() {
-			return fmt.Errorf("locator %s: host bits set (want %s)", p, p.Masked())
+			return desiredSet{}, fmt.Errorf("locator %s: host bits set (want %s)", p, p.Masked())
 		}
 		if err := add(rkey{unix.AF_INET6, tableMain, p}, rval{Kind: kindUnreachable}, subject{kind: subjLocator, p: p}); err != nil {
-			return err
+			return desiredSet{}, err
 		}
 	}
 	sids := func(list []LocalSID, bsid bool) error {
@@ -457,22 +438,22 @@ func planInto(ds *desiredSet, si *segInterner, d Desired, caps Capabilities, wan
 		return nil
 	}
 	if err := sids(d.LocalSIDs, false); err != nil {
-		return err
+		return desiredSet{}, err
 	}
 	if err := sids(d.BSIDs, true); err != nil {
-		return err
+		return desiredSet{}, err
 	}
 	for _, e := range d.Encaps {
 		what := subject{kind: subjEncap, p: e.Prefix}
 		if !e.Prefix.IsValid() || e.Prefix.Addr().Is4In6() || e.Prefix.Addr().Zone() != "" {
-			return fmt.Errorf("%s: not a valid prefix", what)
+			return desiredSet{}, fmt.Errorf("%s: not a valid prefix", what)
 		}
 		if e.Prefix != e.Prefix.Masked() {
-			return fmt.Errorf("%s: host bits set (want %s)", what, e.Prefix.Masked())
+			return desiredSet{}, fmt.Errorf("%s: host bits set (want %s)", what, e.Prefix.Masked())
 		}
 		table, err := routeTable(what, e.Table, e.VRF, vt)
 		if err != nil {
-			return err
+			return desiredSet{}, err
 		}
 		v := rval{Kind: kindEncap}
 		switch e.Mode {
@@ -480,11 +461,11 @@ func planInto(ds *desiredSet, si *segInterner, d Desired, caps Capabilities, wan
 			v.Mode = seg6ModeEnc
 		case EncapRed:
 			if !caps.EncapRed {
-				return fmt.Errorf("%s: this kernel has no seg6 encap.red", what)
+				return desiredSet{}, fmt.Errorf("%s: this kernel has no seg6 encap.red", what)
 			}
 			v.Mode = seg6ModeRed
 		default:
-			return fmt.Errorf("%s: unknown encap mode %d", what, e.Mode)
+			return desiredSet{}, fmt.Errorf("%s: unknown encap mode %d", what, e.Mode)
 		}
 		fam := uint8(unix.AF_INET6)
 		if e.Prefix.Addr().Is4() {
@@ -492,20 +473,20 @@ func planInto(ds *desiredSet, si *segInterner, d Desired, caps Capabilities, wan
 		}
 		if len(e.Paths) == 0 {
 			if v.Segs, err = segments(what, e.Segments, si); err != nil {
-				return err
+				return desiredSet{}, err
 			}
 		} else if v.Segs, v.Paths, err = multipath(what, e, fam, caps, si); err != nil {
-			return err
+			return desiredSet{}, err
 		}
 		if v.Dev, err = dev(what, e.Dev); err != nil {
-			return err
+			return desiredSet{}, err
 		}
 		v.HMAC = e.HMACKeyID
 		if err := add(rkey{fam, uint32(table), e.Prefix}, v, what); err != nil {
-			return err
+			return desiredSet{}, err
 		}
 	}
-	return nil
+	return ds, nil
 }
 
 // multipath validates an encap route's Paths. One path is a plain encap
