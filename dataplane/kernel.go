@@ -72,11 +72,6 @@ type Kernel struct {
 	h      *netlink.Handle
 	status Status
 	nhNext uint32
-	// seen is how many routes of ours the previous read found: the next
-	// one sizes its maps for them instead of growing them. The maps
-	// themselves are not kept between applies: live, they would raise
-	// the collector's goal (and the RSS) by their size for good.
-	seen int
 	// si interns segment lists across applies (a handful for thousands of
 	// routes), so that reading back and planning them allocates nothing.
 	si segInterner
@@ -326,7 +321,10 @@ func (k *Kernel) read() (*state, error) {
 		}
 		st.resolveGroups(&k.si)
 	}
-	st.newRoutes(k.seen)
+	// Sized for what the last Apply left instead of grown. The maps are
+	// not kept between applies: live, they would raise the collector's
+	// goal (and the RSS) by their size for good.
+	st.newRoutes(k.status.Routes)
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		n, nx := len(st.order), len(st.extra)
 		err := k.c.dump(func(w *wbuf, seq uint32) { w.dumpRoutes(seq, fam, RouteProtocol) },
@@ -351,7 +349,6 @@ func (k *Kernel) read() (*state, error) {
 			return nil, fmt.Errorf("read routes (family %d): %w", fam, err)
 		}
 	}
-	k.seen = len(st.routes) + len(st.extra)
 	vrfs, err := k.ourVRFs()
 	if err != nil {
 		return nil, err
