@@ -475,7 +475,7 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 	pc := a.cur
 	d, err := derive(a.cfg, pc.New)
 	var want dataplane.Desired
-	var notes map[string][]string
+	var notes desiredNotes
 	choices, gen := a.policies.choices()
 	if err == nil {
 		want, notes, err = desiredWith(a.cfg, d, a.caps, choices, a.bgp.learned)
@@ -497,7 +497,7 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 		return 0, false
 	}
 	sids := sidStatuses(d, want)
-	a.importStatus(a.cfg, d, want)
+	a.importStatus(a.cfg, want, notes.skipped)
 
 	actx, cancel := context.WithTimeout(ctx, a.applyTimeout)
 	start := time.Now()
@@ -533,7 +533,7 @@ func (a *Agent) reconcile(ctx context.Context) (time.Duration, bool) {
 	// Advertised only once the kernel holds the SIDs.
 	a.exportBGP(&d, want, pc.Addr)
 	a.probes.follow(want.BSIDs, pc.Addr, want.TunnelSource)
-	a.policies.installed(gen, notes)
+	a.policies.installed(gen, notes.policies)
 	a.policies.follow(pc.Addr, want.TunnelSource)
 	tsf := a.tsf.follow(a.cfg, pc.New, want)
 	a.setStatus(func(s *Status) { s.EndTSF = tsf })

@@ -404,11 +404,10 @@ func (a *Agent) nextHop(wanAddr netip.Addr) netip.Addr {
 }
 
 // importStatus records what became of the learned routes.
-func (a *Agent) importStatus(cfg Config, d srv6.Derivation, want dataplane.Desired) {
+func (a *Agent) importStatus(cfg Config, want dataplane.Desired, skipped []string) {
 	if a.bgp.svc == nil {
 		return
 	}
-	_, skipped := importedEncaps(cfg, d, useVRF(a.caps), a.bgp.learned)
 	installed := len(want.Encaps) - len(cfg.Remote)
 	imported := len(a.bgp.learned)
 	a.setStatus(func(s *Status) {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -53,39 +54,57 @@ func importedEncaps(cfg Config, d srv6.Derivation, vrf bool, imported []bgp.Rout
 		lans = append(lans, s.LANPrefixes...)
 	}
 
-	// Addresses the main table must keep reaching directly.
-	protected := map[netip.Addr]string{}
+	// Addresses the main table must keep reaching directly. Thousands of
+	// routes share a few SIDs and next hops: each is noted once, and named
+	// only when a learned prefix holds it.
+	type protectedAddr struct {
+		what string
+		addr string
+	}
+	protected := map[netip.Addr]protectedAddr{}
+	protect := func(a netip.Addr, what, name string) {
+		if _, ok := protected[a]; !ok {
+			protected[a] = protectedAddr{what, name}
+		}
+	}
 	for _, r := range imported {
-		protected[r.SID] = "remote SID " + r.SID.String()
+		protect(r.SID, "remote SID", "")
 		if r.NextHop.IsValid() {
-			protected[r.NextHop.Unmap()] = "BGP next hop " + r.NextHop.String()
+			protect(r.NextHop.Unmap(), "BGP next hop", "")
 		}
 	}
 	if cfg.BGP != nil {
 		for _, n := range cfg.BGP.Neighbors {
 			if a, err := netip.ParseAddr(n.Address); err == nil {
-				protected[a.Unmap()] = "BGP neighbour " + n.Address
+				protect(a.Unmap(), "BGP neighbour", n.Address)
 			}
 		}
 	}
-	// Learned main-table prefixes that hold a protected address, found by
-	// looking each address up at every prefix length (not every route
-	// against every address: both sets can be large).
-	learnedMain := map[netip.Prefix]bool{}
-	for _, r := range imported {
-		if t, _, ok := placementOf(cfg, tables, vrf, r.Instance); ok && t == 0 {
-			learnedMain[r.Prefix.Masked()] = true
+	// Every prefix that holds a protected address (each address at every
+	// prefix length: few addresses, many routes), then the learned
+	// main-table routes that are one of them.
+	covering := map[netip.Prefix]netip.Addr{}
+	for a := range protected {
+		for bits := 0; bits <= a.BitLen(); bits++ {
+			p := netip.PrefixFrom(a, bits).Masked()
+			if _, ok := covering[p]; !ok {
+				covering[p] = a
+			}
 		}
 	}
 	holds := map[netip.Prefix]string{}
-	for a, what := range protected {
-		for bits := 0; bits <= a.BitLen(); bits++ {
-			p := netip.PrefixFrom(a, bits).Masked()
-			if learnedMain[p] {
-				if _, ok := holds[p]; !ok {
-					holds[p] = what
-				}
-			}
+	for _, r := range imported {
+		p := r.Prefix.Masked()
+		a, ok := covering[p]
+		if !ok {
+			continue
+		}
+		if t, _, found := placementOf(cfg, tables, vrf, r.Instance); !found || t != 0 {
+			continue
+		}
+		if _, done := holds[p]; !done {
+			pa := protected[a]
+			holds[p] = pa.what + " " + cmp.Or(pa.addr, a.String())
 		}
 	}
 
@@ -100,8 +119,8 @@ func importedEncaps(cfg Config, d srv6.Derivation, vrf bool, imported []bgp.Rout
 
 	out := make([]dataplane.EncapRoute, 0, len(imported))
 	chosen := make(map[encapKey]int, len(imported)) // index into out
-	winner := make([]bgp.Route, 0, len(imported))
-	for _, r := range imported {
+	winner := make([]int, 0, len(imported))         // index into imported
+	for ri, r := range imported {
 		table, vrfName, ok := placementOf(cfg, tables, vrf, r.Instance)
 		if !ok {
 			skip(r, "no such service")
@@ -125,15 +144,15 @@ func importedEncaps(cfg Config, d srv6.Derivation, vrf bool, imported []bgp.Rout
 			continue
 		}
 		if i, dup := chosen[key]; dup {
-			if !better(r, winner[i]) {
+			if !better(r, imported[winner[i]]) {
 				continue
 			}
 			out[i].Segments[0] = r.SID
-			winner[i] = r
+			winner[i] = ri
 			continue
 		}
 		chosen[key] = len(out)
-		winner = append(winner, r)
+		winner = append(winner, ri)
 		out = append(out, dataplane.EncapRoute{
 			Prefix:   p,
 			Table:    table,

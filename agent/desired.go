@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/srv6cpe/srv6cpe/bgp"
 	"github.com/srv6cpe/srv6cpe/dataplane"
@@ -105,11 +106,18 @@ func desiredState(cfg Config, d srv6.Derivation, caps dataplane.Capabilities, im
 	return out, err
 }
 
+// desiredNotes says what of the inputs the desired state leaves out: parts
+// of the policies, by policy name, and learned routes (importedEncaps).
+type desiredNotes struct {
+	policies map[string][]string
+	skipped  []string
+}
+
 // desiredWith is desiredState with the policies' services on choices; it
-// also returns why parts of the policies are not installed, by policy name.
-func desiredWith(cfg Config, d srv6.Derivation, caps dataplane.Capabilities, choices policyChoices, imported []bgp.Route) (dataplane.Desired, map[string][]string, error) {
+// also returns what it left out and why.
+func desiredWith(cfg Config, d srv6.Derivation, caps dataplane.Capabilities, choices policyChoices, imported []bgp.Route) (dataplane.Desired, desiredNotes, error) {
 	if err := checkKernel(cfg, caps); err != nil {
-		return dataplane.Desired{}, nil, err
+		return dataplane.Desired{}, desiredNotes{}, err
 	}
 	vrf := useVRF(caps)
 	tables := cfg.vrfTables()
@@ -129,7 +137,7 @@ func desiredWith(cfg Config, d srv6.Derivation, caps dataplane.Capabilities, cho
 	for _, sid := range d.SIDs {
 		s := cfg.service(sid.Name)
 		if s.Name == "" {
-			return dataplane.Desired{}, nil, fmt.Errorf("derived SID %s for unknown service %q", sid.SID, sid.Name)
+			return dataplane.Desired{}, desiredNotes{}, fmt.Errorf("derived SID %s for unknown service %q", sid.SID, sid.Name)
 		}
 		l := dataplane.LocalSID{SID: sid.SID, Behavior: sid.Behavior, Dev: dev}
 		switch sid.Behavior {
@@ -162,7 +170,7 @@ func desiredWith(cfg Config, d srv6.Derivation, caps dataplane.Capabilities, cho
 				l.NH6 = netip.IPv6Unspecified()
 			}
 		default:
-			return dataplane.Desired{}, nil, fmt.Errorf("service %q: behaviour %s cannot be a service SID", s.Name, sid.Behavior)
+			return dataplane.Desired{}, desiredNotes{}, fmt.Errorf("service %q: behaviour %s cannot be a service SID", s.Name, sid.Behavior)
 		}
 		out.LocalSIDs = append(out.LocalSIDs, l)
 	}
@@ -188,10 +196,14 @@ func desiredWith(cfg Config, d srv6.Derivation, caps dataplane.Capabilities, cho
 		out.Encaps = append(out.Encaps, e)
 	}
 	out.BSIDs = pathBSIDs(&cfg, d, caps)
-	learned, _ := importedEncaps(cfg, d, vrf, imported)
+	learned, skipped := importedEncaps(cfg, d, vrf, imported)
 	steered, notes := policyEncaps(&cfg, caps, choices, learned, imported)
 	learned = steerPaths(&cfg, d, caps, learned, imported)
-	out.Encaps = append(out.Encaps, learned...)
+	if len(out.Encaps) == 0 {
+		out.Encaps = learned // no static routes: no copy of a large table
+	} else {
+		out.Encaps = append(slices.Grow(out.Encaps, len(learned)+len(steered)), learned...)
+	}
 	out.Encaps = append(out.Encaps, steered...)
 	var flowNotes map[string][]string
 	out.FlowRules, flowNotes = policyFlowRules(&cfg, caps)
@@ -202,7 +214,7 @@ func desiredWith(cfg Config, d srv6.Derivation, caps dataplane.Capabilities, cho
 	out = withHMAC(cfg, out)
 	// The dataplane's own check, so a reload is refused before any Apply.
 	if err := out.Validate(caps, dev); err != nil {
-		return dataplane.Desired{}, nil, err
+		return dataplane.Desired{}, desiredNotes{}, err
 	}
-	return out, notes, nil
+	return out, desiredNotes{policies: notes, skipped: skipped}, nil
 }

@@ -15,7 +15,7 @@ var (
 	withVRF = dataplane.Capabilities{VRF: true, EndDT4: true, EndDT46: true, EndDT6Table: true, EncapRed: true}
 )
 
-func mustConfig(t *testing.T, doc string) Config {
+func mustConfig(t testing.TB, doc string) Config {
 	t.Helper()
 	c, err := ParseConfig([]byte(doc))
 	if err != nil {

@@ -66,9 +66,15 @@ func sidFilter(cfg Config, d srv6.Derivation, imported []bgp.Route) (*dataplane.
 	}
 	bits := cfg.peerLocatorLen()
 	allow := append([]netip.Prefix(nil), cfg.SRv6.SIDAllow...)
+	// Thousands of routes come from a handful of peers: list each peer
+	// locator once, the dataplane sorts and merges the rest.
+	seen := map[netip.Prefix]bool{}
 	peer := func(sid netip.Addr) {
 		if sid.Is6() && !sid.Is4In6() {
-			allow = append(allow, netip.PrefixFrom(sid, bits).Masked())
+			if p := netip.PrefixFrom(sid, bits).Masked(); !seen[p] {
+				seen[p] = true
+				allow = append(allow, p)
+			}
 		}
 	}
 	for _, r := range imported {

@@ -30,8 +30,8 @@ func TestSIDFilter(t *testing.T) {
 		wantAllow []string // nil: no filter
 	}{
 		{"static only: off by default", func(c *Config) {}, nil, nil},
-		{"bgp: on, peer locator at our locator length", func(c *Config) { c.BGP = &bgp.Config{} },
-			[]bgp.Route{peerRoute, peerRoute}, []string{"2001:db8:2:200::/56", "2001:db8:2:200::/56"}},
+		{"bgp: on, peer locator at our locator length, listed once", func(c *Config) { c.BGP = &bgp.Config{} },
+			[]bgp.Route{peerRoute, peerRoute}, []string{"2001:db8:2:200::/56"}},
 		{"bgp with no peer yet: everything dropped", func(c *Config) { c.BGP = &bgp.Config{} }, nil, []string{}},
 		{"peer_locator_len", func(c *Config) { c.BGP = &bgp.Config{}; c.SRv6.PeerLocatorLen = 48 },
 			[]bgp.Route{peerRoute}, []string{"2001:db8:2::/48"}},
