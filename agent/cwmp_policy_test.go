@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -637,9 +636,7 @@ func TestPolicyModelBadValuesChangeNothing(t *testing.T) {
 		{"one good, one bad", append(pv(pol1+"ProbeInterval", "50"), pv(s1+"Priority.2.Color", "30")...), s1 + "Priority.2.Color", []string{"color 30"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before, _ := m.agent.model.snapshot()
-			overlay, _ := m.state.ReadFile(OverlayFile)
-			kernel, calls := m.kernel(), m.dp.ncalls()
+			snap := m.snap()
 			_, err := m.tree.SetValues(tc.spv, "bad")
 			if err == nil {
 				t.Fatal("accepted")
@@ -653,16 +650,7 @@ func TestPolicyModelBadValuesChangeNothing(t *testing.T) {
 			if errors.As(err, &f) && len(f.SPV) != 1 {
 				t.Errorf("faults %+v, want one, on %s", f.SPV, tc.param)
 			}
-			after, _ := m.agent.model.snapshot()
-			if !reflect.DeepEqual(before, after) {
-				t.Errorf("model changed:\n%+v\n%+v", before, after)
-			}
-			if o, _ := m.state.ReadFile(OverlayFile); !bytes.Equal(o, overlay) {
-				t.Error("overlay file changed")
-			}
-			if !reflect.DeepEqual(kernel, m.kernel()) || m.dp.ncalls() != calls {
-				t.Error("dataplane changed")
-			}
+			m.unchangedSince(t, snap)
 		})
 	}
 }

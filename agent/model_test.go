@@ -76,6 +76,35 @@ func (m *modelHarness) spv(kv ...string) error {
 }
 
 // kernel is the fake dataplane's routes.
+// modelSnap is what a refused request must leave as it was.
+type modelSnap struct {
+	model   modelState
+	overlay []byte
+	kernel  dataplane.Desired
+	calls   int
+}
+
+func (m *modelHarness) snap() modelSnap {
+	st, _ := m.agent.model.snapshot()
+	overlay, _ := m.state.ReadFile(OverlayFile)
+	return modelSnap{st, overlay, m.kernel(), m.dp.ncalls()}
+}
+
+// unchangedSince checks that the model, the overlay file and the dataplane
+// are as s saw them.
+func (m *modelHarness) unchangedSince(t *testing.T, s modelSnap) {
+	t.Helper()
+	if after, _ := m.agent.model.snapshot(); !reflect.DeepEqual(s.model, after) {
+		t.Errorf("model changed:\n%+v\n%+v", s.model, after)
+	}
+	if o, _ := m.state.ReadFile(OverlayFile); !bytes.Equal(o, s.overlay) {
+		t.Error("overlay file changed")
+	}
+	if !reflect.DeepEqual(s.kernel, m.kernel()) || m.dp.ncalls() != s.calls {
+		t.Error("dataplane changed")
+	}
+}
+
 func (m *modelHarness) kernel() dataplane.Desired {
 	m.dp.mu.Lock()
 	defer m.dp.mu.Unlock()
@@ -257,24 +286,13 @@ paths:
 		{"one good, one bad", append(pv(s2+"ExportRT", "65000:9"), pv(s2+"ServiceType", "Nope")...), cwmpclient.FaultInvalidValue, s2 + "ServiceType", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before, _ := m.agent.model.snapshot()
-			overlay, _ := m.state.ReadFile(OverlayFile)
-			kernel, calls := m.kernel(), m.dp.ncalls()
+			snap := m.snap()
 			_, err := m.tree.SetValues(tc.spv, "bad")
 			if err == nil {
 				t.Fatal("accepted")
 			}
 			wantFault(t, err, tc.code, tc.param, tc.texts...)
-			after, _ := m.agent.model.snapshot()
-			if !reflect.DeepEqual(before, after) {
-				t.Errorf("model changed:\n%+v\n%+v", before, after)
-			}
-			if o, _ := m.state.ReadFile(OverlayFile); !bytes.Equal(o, overlay) {
-				t.Error("overlay file changed")
-			}
-			if !reflect.DeepEqual(kernel, m.kernel()) || m.dp.ncalls() != calls {
-				t.Error("dataplane changed")
-			}
+			m.unchangedSince(t, snap)
 			if m.tree.ParameterKey() == "bad" {
 				t.Error("ParameterKey taken from a refused SPV")
 			}
