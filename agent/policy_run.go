@@ -100,7 +100,6 @@ type listState struct {
 	live     srv6.Liveness
 	liveAt   time.Time // twamp's time of the last liveness notification
 	everUp   bool      // the session has answered since it started
-	firstUp  time.Time // twamp's time of its first answer
 	lostInit int       // losses before the first answer
 	measured time.Time // when the last measurement came (agent clock)
 	has      srv6.Metric
@@ -397,9 +396,6 @@ func (ls *listState) event(e twamp.Event) (srv6.Measurement, bool) {
 		ls.liveAt = e.At
 		ls.live = srv6.PathDown
 		if e.Kind == twamp.EventUp {
-			if !ls.everUp {
-				ls.firstUp = e.At
-			}
 			ls.live, ls.everUp = srv6.PathUp, true
 		}
 		return srv6.Measurement{Liveness: ls.live}, true
@@ -408,15 +404,8 @@ func (ls *listState) event(e twamp.Event) (srv6.Measurement, bool) {
 		if mt == nil || mt.Received+mt.Lost == 0 {
 			return srv6.Measurement{}, false
 		}
-		// A window that began before the list first answered counts the
-		// probes lost while the far end was still starting: no loss figure
-		// from it, or every boot would send services away for a
-		// wait-to-restore.
-		var m srv6.Measurement
-		if ls.everUp && !mt.Start.Before(ls.firstUp) {
-			m = srv6.Measurement{Has: srv6.MetricLoss, Loss: mt.LossRatio()}
-			ls.loss = m.Loss
-		}
+		m := srv6.Measurement{Has: srv6.MetricLoss, Loss: mt.LossRatio()}
+		ls.loss = m.Loss
 		if mt.Received > 0 {
 			m.Has |= srv6.MetricDelay | srv6.MetricJitter
 			m.Delay, m.Jitter = mt.RTT.Avg, mt.Jitter
@@ -424,7 +413,7 @@ func (ls *listState) event(e twamp.Event) (srv6.Measurement, bool) {
 			ls.fwd, ls.bwd = mt.Forward.Avg, mt.Backward.Avg
 		}
 		ls.has |= m.Has
-		return m, m.Has != 0
+		return m, true
 	}
 	return srv6.Measurement{}, false
 }

@@ -774,29 +774,3 @@ func TestPolicyDraftSection5(t *testing.T) {
 		t.Errorf("events %+v", last)
 	}
 }
-
-// TestPolicyListStartWindow: the metrics window a list's first answer
-// falls in counts the probes lost while the far end was starting; it gives
-// delay but no loss, and the next window gives both.
-func TestPolicyListStartWindow(t *testing.T) {
-	start := time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
-	ms := time.Millisecond
-	var ls listState
-	if m, ok := ls.event(twamp.Event{Kind: twamp.EventMetrics, At: start.Add(100 * ms),
-		Metrics: &twamp.Metrics{Start: start, Lost: 10}}); ok {
-		t.Errorf("a window with no answer at all gave %+v", m)
-	}
-	if m, ok := ls.event(twamp.Event{Kind: twamp.EventUp, At: start.Add(150 * ms)}); !ok || m.Liveness != srv6.PathUp {
-		t.Fatalf("first answer: %+v %v", m, ok)
-	}
-	m, ok := ls.event(twamp.Event{Kind: twamp.EventMetrics, At: start.Add(200 * ms),
-		Metrics: &twamp.Metrics{Start: start.Add(100 * ms), Received: 5, Lost: 5, RTT: twamp.Stats{Avg: 40 * time.Microsecond}}})
-	if !ok || m.Has&srv6.MetricLoss != 0 || m.Has&srv6.MetricDelay == 0 || m.Delay != 40*time.Microsecond {
-		t.Errorf("window across the first answer: %+v %v, want delay and no loss", m, ok)
-	}
-	m, ok = ls.event(twamp.Event{Kind: twamp.EventMetrics, At: start.Add(300 * ms),
-		Metrics: &twamp.Metrics{Start: start.Add(200 * ms), Received: 9, Lost: 1}})
-	if !ok || m.Has&srv6.MetricLoss == 0 || m.Loss != 0.1 {
-		t.Errorf("the next window: %+v %v, want loss 10%%", m, ok)
-	}
-}

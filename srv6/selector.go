@@ -219,12 +219,9 @@ type pathKey struct{ c, l int }
 
 // pathState is the last known measurement of a segment list.
 type pathState struct {
-	seen bool
-	at   time.Time
-	down bool
-	// everUp: the list has answered at least once. Down before that is a
-	// list starting up (or never reachable), not one that failed.
-	everUp bool
+	seen   bool
+	at     time.Time
+	down   bool
 	has    Metric
 	delay  time.Duration
 	jitter time.Duration
@@ -355,7 +352,7 @@ func (s *Selector) Observe(now time.Time, m Measurement) ([]Event, error) {
 		ps.seen, ps.at = true, m.At
 		switch m.Liveness {
 		case PathUp:
-			ps.down, ps.everUp = false, true
+			ps.down = false
 		case PathDown:
 			ps.down = true
 		}
@@ -516,7 +513,7 @@ func (s *Selector) requalify() {
 				// list wait to restore: one merely missing a metric has not
 				// failed, or the order measurements arrive in would decide
 				// where a service sits.
-				q.failed = q.failed || broken && (ps.everUp || !ps.down)
+				q.failed = q.failed || broken
 			}
 		}
 	}
