@@ -350,28 +350,34 @@ func (s *Selector) Observe(now time.Time, m Measurement) ([]Event, error) {
 			continue
 		}
 		ps.seen, ps.at = true, m.At
-		switch m.Liveness {
-		case PathUp:
-			ps.down = false
-		case PathDown:
-			ps.down = true
-		}
-		if m.Has&MetricDelay != 0 {
-			ps.delay = m.Delay
-		}
-		if m.Has&MetricJitter != 0 {
-			ps.jitter = m.Jitter
-		}
-		if m.Has&MetricLoss != 0 {
-			ps.loss = m.Loss
-		}
-		if m.Has&MetricBandwidth != 0 {
-			ps.bw = m.Bandwidth
-		}
-		ps.has |= m.Has
+		ps.apply(m)
 	}
 	s.requalify()
 	return s.stepAll(""), nil
+}
+
+// apply takes m's liveness and the quantities it carries; the others keep
+// their last value.
+func (ps *pathState) apply(m Measurement) {
+	switch m.Liveness {
+	case PathUp:
+		ps.down = false
+	case PathDown:
+		ps.down = true
+	}
+	if m.Has&MetricDelay != 0 {
+		ps.delay = m.Delay
+	}
+	if m.Has&MetricJitter != 0 {
+		ps.jitter = m.Jitter
+	}
+	if m.Has&MetricLoss != 0 {
+		ps.loss = m.Loss
+	}
+	if m.Has&MetricBandwidth != 0 {
+		ps.bw = m.Bandwidth
+	}
+	ps.has |= m.Has
 }
 
 func checkMeasurement(m Measurement) error {

@@ -146,26 +146,7 @@ func FuzzSelector(f *testing.F) {
 					if kk.c != k.c || m.List != AllLists && kk.l != k.l {
 						continue
 					}
-					st := sh.ps[kk]
-					switch m.Liveness {
-					case PathUp:
-						st.down = false
-					case PathDown:
-						st.down = true
-					}
-					if m.Has&MetricDelay != 0 {
-						st.delay = m.Delay
-					}
-					if m.Has&MetricJitter != 0 {
-						st.jitter = m.Jitter
-					}
-					if m.Has&MetricLoss != 0 {
-						st.loss = m.Loss
-					}
-					if m.Has&MetricBandwidth != 0 {
-						st.bw = m.Bandwidth
-					}
-					st.has |= m.Has
+					sh.ps[kk].apply(m)
 				}
 				sh.update(now)
 			case 2:
