@@ -108,13 +108,12 @@ func (f *fakeDataplane) waitApply(t *testing.T) {
 }
 
 type harness struct {
-	t      *testing.T
-	agent  *Agent
-	src    *fakeSource
-	dp     *fakeDataplane
-	state  *board.StateDir
-	cancel context.CancelFunc
-	done   chan error
+	t     *testing.T
+	agent *Agent
+	src   *fakeSource
+	dp    *fakeDataplane
+	state *board.StateDir
+	stop  func() // cancels Run and checks it returned (runAgent)
 }
 
 func start(t *testing.T, cfg Config, caps dataplane.Capabilities, stateDir string, opts ...Option) *harness {
@@ -123,7 +122,7 @@ func start(t *testing.T, cfg Config, caps dataplane.Capabilities, stateDir strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, src: newFakeSource(), dp: newFakeDataplane(caps), state: st, done: make(chan error, 1)}
+	h := &harness{t: t, src: newFakeSource(), dp: newFakeDataplane(caps), state: st}
 	opts = append([]Option{
 		WithLogger(zaptest.NewLogger(t)), WithPrefixSource(h.src), WithDataplane(h.dp), WithStateDir(st),
 		WithRetryBackoff(10*time.Millisecond, 40*time.Millisecond), WithPathProbes(fakePathProbe),
@@ -132,24 +131,33 @@ func start(t *testing.T, cfg Config, caps dataplane.Capabilities, stateDir strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	go func() { h.done <- h.agent.Run(ctx) }()
-	t.Cleanup(func() { h.stop() })
+	h.stop = runAgent(t, h.agent)
 	return h
 }
 
-func (h *harness) stop() {
-	h.cancel()
-	select {
-	case err := <-h.done:
-		if err != nil {
-			h.t.Errorf("Run = %v, want nil", err)
-		}
-		h.done <- nil // later stop calls return at once
-	case <-time.After(5 * time.Second):
-		h.t.Error("Run did not return within 5s of cancel")
+// runAgent runs a until the stop it returns (also called at cleanup; later
+// calls return at once) cancels it, and checks that Run then returns nil
+// within 5 s.
+func runAgent(t *testing.T, a *Agent) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run = %v, want nil", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Error("Run did not return within 5s of cancel")
+			}
+		})
 	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // waitStatus polls Status until ok holds.

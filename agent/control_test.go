@@ -58,27 +58,7 @@ func startControlAgent(t *testing.T, socket string, opts ...Option) *controlHarn
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	h := &controlHarness{agent: a, socket: socket, state: st, client: unixClient(socket)}
-	stopped := false
-	h.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run = %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return within 5s")
-		}
-	}
-	t.Cleanup(h.stop)
+	h := &controlHarness{agent: a, socket: socket, state: st, client: unixClient(socket), stop: runAgent(t, a)}
 	deadline := time.Now().Add(5 * time.Second)
 	for a.Status().State != StateApplied {
 		if time.Now().After(deadline) {

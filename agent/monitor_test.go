@@ -169,7 +169,7 @@ func startMonitorAgent(t *testing.T, cfg Config, dir string, unit time.Duration,
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, src: newFakeSource(), dp: newFakeDataplane(noVRF), state: st, done: make(chan error, 1)}
+	h := &harness{t: t, src: newFakeSource(), dp: newFakeDataplane(noVRF), state: st}
 	h.agent, err = New(cfg, WithLogger(zaptest.NewLogger(t)), WithPrefixSource(h.src), WithDataplane(h.dp), WithStateDir(st),
 		func(o *options) { o.cwmp.bootID = func() (string, error) { return "boot-1", nil } })
 	if err != nil {
@@ -185,10 +185,7 @@ func startMonitorAgent(t *testing.T, cfg Config, dir string, unit time.Duration,
 		return &fakeReflector{cfg: c}, nil
 	}
 	m.mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	go func() { h.done <- h.agent.Run(ctx) }()
-	t.Cleanup(func() { h.stop() })
+	h.stop = runAgent(t, h.agent)
 	return h
 }
 

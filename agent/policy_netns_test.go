@@ -101,20 +101,7 @@ func TestPolicyNetnsSwitch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ag.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run = %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return within 5s")
-		}
-	})
+	runAgent(t, ag)
 	r6 := policyRoutes[1]
 	if err := fb.SetRemoteRoutes([]bgp.RemoteRoute{{RD: r6.RD, RTs: []string{"65000:100"}, Prefix: r6.Prefix, SID: r6.SID, Behavior: r6.Behavior, NextHop: r6.NextHop}}); err != nil {
 		t.Fatal(err)
